@@ -1,0 +1,48 @@
+# Everything a developer or CI runs. `make test` and `make demo` work on a fresh clone:
+# they create .venv from pyproject.toml first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: dev test lint format demo local emulator pr build clean
+
+$(STAMP):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "backdrop needs Python >= 3.11 (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+dev: $(STAMP)  ## set up the virtual environment
+
+test: $(STAMP)  ## the whole suite: unit, integration (moto) and end to end (local stack)
+	$(BIN)/pytest
+
+lint: $(STAMP)  ## ruff, mypy and cfn-lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+demo: $(STAMP)  ## run the local stack, generate backgrounds for the sample images
+	$(BIN)/backdrop demo
+
+local: $(STAMP)  ## run the local stack until Ctrl-C
+	$(BIN)/backdrop local
+
+pr: lint test
+
+# `sam build` needs the runtime's Python (3.13) on PATH; SAM CLI lives in its own venv so
+# its pins never meet ours.
+SAM_VENV := .venv-sam
+build:
+	test -x $(SAM_VENV)/bin/sam || ($(PYTHON) -m venv $(SAM_VENV) && $(SAM_VENV)/bin/pip install --quiet aws-sam-cli)
+	PATH="$(dir $(shell command -v python3.13 || pyenv which python3.13 2>/dev/null)):$$PATH" $(SAM_VENV)/bin/sam build
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-output

@@ -1,0 +1,28 @@
+"""boto3 clients, created once per container and reused across invocations.
+
+The endpoint comes from boto3's own `AWS_ENDPOINT_URL` handling, which is how the
+local stack points every client at its embedded AWS.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# Standard retry mode: AWS's own throttling/transient errors are retried with backoff.
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=30
+)
+
+
+@cache
+def client(service: str) -> Any:
+    return boto3.client(service, config=_CONFIG)
+
+
+def reset() -> None:
+    """Forget cached clients (tests switch endpoints and credentials between cases)."""
+    client.cache_clear()

@@ -1,0 +1,44 @@
+"""Settings from the environment, validated once at cold start."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ProviderName = Literal["picsart"]
+
+
+class Settings(BaseModel):
+    """Every knob the functions read. Names match the environment variables in template.yaml."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    jobs_table: str = Field(min_length=1)
+    input_bucket: str = Field(min_length=1)
+    results_bucket: str = Field(min_length=1)
+    event_bus_name: str = Field(min_length=1)
+    # Only the functions that start work (API, inbox) need it; the workflow tasks do not.
+    state_machine_arn: str | None = None
+    default_prompt: str = Field(min_length=1, max_length=1000)
+    default_provider: ProviderName = "picsart"
+    default_count: int = Field(default=2, ge=1, le=10)
+    picsart_api_url: str = "https://genai-api.picsart.io/v1"
+    picsart_secret_name: str = Field(min_length=1)
+    # Timeout of one provider HTTP call; the workflow's task timeout must be larger.
+    provider_timeout_seconds: float = Field(default=30.0, gt=0, le=120)
+    # Polling: the first wait covers the provider's typical processing time, then short waits.
+    poll_first_wait_seconds: int = Field(default=8, ge=0, le=300)
+    poll_interval_seconds: int = Field(default=3, ge=0, le=300)
+    poll_max_attempts: int = Field(default=60, ge=1, le=1000)
+    # Presigned URLs handed to the provider for images in the input bucket.
+    source_url_expiry_seconds: int = Field(default=3600, ge=60, le=43200)
+    job_ttl_days: int = Field(default=90, ge=1, le=3650)
+
+
+@cache
+def get_settings() -> Settings:
+    """Read the environment once per container; a bad value fails the cold start loudly."""
+    return Settings.model_validate({key.lower(): value for key, value in os.environ.items()})

@@ -1,0 +1,51 @@
+"""EventBridge events: `Generation Succeeded` / `Generation Failed` from source `backdrop`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from backdrop import aws
+from backdrop.models import Job, JobStatus
+
+SOURCE = "backdrop"
+DETAIL_TYPES = {
+    JobStatus.SUCCEEDED: "Generation Succeeded",
+    JobStatus.FAILED: "Generation Failed",
+}
+
+
+class EventNotPublished(Exception):
+    """EventBridge refused the entry; the workflow retries the task."""
+
+
+def detail(job: Job, results_bucket: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "job_id": job.id,
+        "status": job.status.value,
+        "trigger": job.trigger,
+        "provider": job.provider,
+        "source": job.source.model_dump(exclude_none=True),
+    }
+    if job.status is JobStatus.SUCCEEDED:
+        body["results"] = {"bucket": results_bucket, "keys": [r.key for r in job.results]}
+    if job.error is not None:
+        body["error"] = job.error.model_dump()
+    return body
+
+
+def publish_outcome(job: Job, *, bus_name: str, results_bucket: str) -> dict[str, Any]:
+    """Announce how a finished job ended. Returns the entry sent."""
+    if job.status not in DETAIL_TYPES:
+        raise ValueError(f"job {job.id} has not finished ({job.status.value})")
+    entry = {
+        "EventBusName": bus_name,
+        "Source": SOURCE,
+        "DetailType": DETAIL_TYPES[job.status],
+        "Resources": [],
+        "Detail": json.dumps(detail(job, results_bucket)),
+    }
+    answer = aws.client("events").put_events(Entries=[entry])
+    if answer.get("FailedEntryCount"):
+        raise EventNotPublished(str(answer["Entries"][0].get("ErrorMessage", "unknown reason")))
+    return entry

@@ -1,0 +1,49 @@
+"""Starting work: a job record plus one Step Functions execution named by the job id,
+so a repeated start (a retried request, a redelivered notification) starts nothing new."""
+
+from __future__ import annotations
+
+import json
+
+from botocore.exceptions import ClientError
+
+from backdrop import aws
+from backdrop.config import ProviderName, Settings
+from backdrop.jobs import JobStore
+from backdrop.models import GenerationOptions, ImageSource, Job, JobError, JobStatus, Trigger
+from backdrop.observability import logger
+
+
+def start_job(
+    *,
+    settings: Settings,
+    jobs: JobStore,
+    job_id: str,
+    trigger: Trigger,
+    provider: ProviderName,
+    source: ImageSource,
+    options: GenerationOptions,
+) -> Job:
+    job, created = jobs.create(
+        job_id=job_id, trigger=trigger, provider=provider, source=source, options=options
+    )
+    if not created and job.status is not JobStatus.QUEUED:
+        logger.info("job already started", extra={"job_id": job_id, "status": job.status.value})
+        return job
+    # A queued job that exists already may be one whose start failed half-way: start it
+    # again; the execution name makes a second start a no-op.
+    try:
+        aws.client("stepfunctions").start_execution(
+            stateMachineArn=settings.state_machine_arn,
+            name=job_id,
+            input=json.dumps({"job_id": job_id}),
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
+            logger.info("execution already exists", extra={"job_id": job_id})
+            return job
+        jobs.mark_failed(
+            job_id, JobError(code="start_failed", message="the workflow could not be started")
+        )
+        raise
+    return job

@@ -1,0 +1,185 @@
+"""Pydantic models shared by the API, the inbox trigger and the workflow."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal, Self
+from urllib.parse import unquote_plus
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
+
+from backdrop.config import ProviderName
+
+ImageFormat = Literal["JPG", "PNG", "WEBP"]
+Trigger = Literal["api", "inbox"]
+
+# Requested format -> (file extension, content type) of the stored results.
+FORMATS: dict[str, tuple[str, str]] = {
+    "JPG": ("jpg", "image/jpeg"),
+    "PNG": ("png", "image/png"),
+    "WEBP": ("webp", "image/webp"),
+}
+
+Prompt = Field(min_length=1, max_length=1000)
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class GenerationOptions(BaseModel):
+    """What the provider is asked to make, once defaults are applied."""
+
+    prompt: str = Prompt
+    negative_prompt: str | None = Field(default=None, max_length=1000)
+    count: int = Field(default=2, ge=1, le=10)
+    format: ImageFormat = "JPG"
+
+
+class ImageSource(BaseModel):
+    """The product photo: either a caller's URL or an object in the input bucket."""
+
+    url: str | None = None
+    bucket: str | None = None
+    key: str | None = None
+    version_id: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.url is None) == (self.bucket is None or self.key is None):
+            raise ValueError("an image source is either a url or a bucket and key")
+        return self
+
+
+class ResultImage(BaseModel):
+    index: int
+    key: str
+    content_type: str
+    size: int
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class Job(BaseModel):
+    """One generation: the record in the jobs table, and what GET /v1/generations/{id} shows."""
+
+    id: str
+    status: JobStatus
+    trigger: Trigger
+    provider: ProviderName
+    source: ImageSource
+    options: GenerationOptions
+    provider_job_id: str | None = None
+    results: list[ResultImage] = Field(default_factory=list)
+    error: JobError | None = None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: int
+
+
+class GenerationRequest(BaseModel):
+    """Body of POST /v1/generations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_url: AnyHttpUrl | None = Field(
+        default=None, description="Public http(s) URL of the product photo (at most 2083 chars)."
+    )
+    image_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="Key of the photo in the input bucket.",
+    )
+    prompt: str | None = Field(
+        default=None, min_length=1, max_length=1000, description="Defaults to the stack's prompt."
+    )
+    negative_prompt: str | None = Field(default=None, max_length=1000)
+    count: int | None = Field(default=None, ge=1, le=10, description="Images to generate.")
+    format: ImageFormat = "JPG"
+
+    @model_validator(mode="after")
+    def _exactly_one_image(self) -> Self:
+        if (self.image_url is None) == (self.image_key is None):
+            raise ValueError("give exactly one of image_url or image_key")
+        if self.image_url is not None and len(str(self.image_url)) > 2083:
+            raise ValueError("image_url is longer than 2083 characters")
+        return self
+
+
+class PollState(BaseModel):
+    """What the workflow carries between Submit, Wait and Poll (`$.poll` in the ASL)."""
+
+    provider_job_id: str
+    attempt: int = 0
+    wait_seconds: int
+    status: Literal["processing", "done"] = "processing"
+    urls: list[str] = Field(default_factory=list)
+
+
+class TaskInput(BaseModel):
+    """Every workflow task gets the job id; the ASL's Parameters add what a task needs."""
+
+    job_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+
+
+class PollInput(TaskInput):
+    poll: PollState
+
+
+class StoreInput(TaskInput):
+    urls: list[str] = Field(min_length=1)
+
+
+class CaughtError(BaseModel):
+    """What a Catch with ResultPath `$.error` puts in the state."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    error: str = Field(alias="Error")
+    cause: str | None = Field(default=None, alias="Cause")
+
+
+class MarkFailedInput(TaskInput):
+    error: CaughtError
+
+
+class S3ObjectRef(BaseModel):
+    key: str
+    size: int | None = None
+    eTag: str = ""
+    versionId: str | None = None
+
+    @property
+    def decoded_key(self) -> str:
+        # Keys arrive URL-encoded, with spaces as '+'.
+        return unquote_plus(self.key)
+
+
+class S3BucketRef(BaseModel):
+    name: str
+
+
+class S3Entity(BaseModel):
+    bucket: S3BucketRef
+    object: S3ObjectRef
+
+
+class S3EventRecord(BaseModel):
+    eventName: str
+    s3: S3Entity
+
+
+class S3Notification(BaseModel):
+    """An S3 event notification as S3 puts it on SQS; only the fields we use, so that
+    every producer's variant parses (S3 adds fields over time). A test event has no Records."""
+
+    Records: list[S3EventRecord] = Field(default_factory=list)
+    Event: str | None = None

@@ -1,0 +1,95 @@
+"""S3: object keys, streamed copies of provider results, presigned URLs."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import httpx
+from boto3.s3.transfer import TransferConfig
+
+from backdrop import aws
+from backdrop.models import FORMATS, ResultImage
+from backdrop.providers.errors import ProviderUnavailable, ResultUnavailable
+
+# Results are streamed in parts of this size: memory stays bounded whatever the image size.
+_PART_SIZE = 8 * 1024 * 1024
+_TRANSFER = TransferConfig(
+    multipart_threshold=_PART_SIZE, multipart_chunksize=_PART_SIZE, max_concurrency=2
+)
+
+
+def result_key(job_id: str, index: int, image_format: str) -> str:
+    extension, _ = FORMATS[image_format]
+    return f"results/{job_id}/{index}.{extension}"
+
+
+def presigned_get(bucket: str, key: str, expires_in: int) -> str:
+    return str(
+        aws.client("s3").generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
+        )
+    )
+
+
+class _StreamReader(io.RawIOBase):
+    """A file-like view of an httpx byte stream, for boto3's upload_fileobj."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(target), len(self._buffer))
+        target[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        self.size += n
+        return n
+
+
+def copy_url_to_s3(
+    http: httpx.Client, *, url: str, bucket: str, key: str, image_format: str, provider: str
+) -> ResultImage:
+    """Stream one result from the provider into the results bucket."""
+    _, default_type = FORMATS[image_format]
+    try:
+        with http.stream("GET", url) as response:
+            if response.status_code in (403, 404, 410):
+                raise ResultUnavailable(
+                    f"result {key.rsplit('/', 1)[-1]} is no longer downloadable "
+                    f"({response.status_code})",
+                    provider=provider,
+                    status=response.status_code,
+                )
+            if response.status_code >= 300:
+                raise ProviderUnavailable(
+                    f"downloading a result answered {response.status_code}",
+                    provider=provider,
+                    status=response.status_code,
+                )
+            content_type = response.headers.get("content-type", "").split(";")[0].strip()
+            if not content_type.startswith("image/"):
+                content_type = default_type
+            reader = _StreamReader(response.iter_bytes(chunk_size=64 * 1024))
+            aws.client("s3").upload_fileobj(
+                io.BufferedReader(reader, buffer_size=256 * 1024),
+                bucket,
+                key,
+                ExtraArgs={"ContentType": content_type},
+                Config=_TRANSFER,
+            )
+    except httpx.TransportError as exc:
+        raise ProviderUnavailable(
+            f"downloading a result failed ({type(exc).__name__})", provider=provider
+        ) from exc
+    index = int(key.rsplit("/", 1)[-1].split(".")[0])
+    return ResultImage(index=index, key=key, content_type=content_type, size=reader.size)

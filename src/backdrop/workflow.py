@@ -1,0 +1,155 @@
+"""What each workflow task does. The handlers only parse the task input and call these;
+the state machine (statemachine/generation.asl.json) decides the order, waits and retries."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+import httpx
+from aws_lambda_powertools.utilities import parameters
+
+from backdrop import events, storage
+from backdrop.config import Settings
+from backdrop.jobs import JobConflict, JobStore
+from backdrop.models import Job, JobError, JobStatus, PollState, ResultImage
+from backdrop.observability import logger
+from backdrop.providers import errors
+from backdrop.providers.picsart import PicsartClient
+
+
+@cache
+def http_client(timeout: float) -> httpx.Client:
+    """One connection pool per container for provider calls and result downloads."""
+    return httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0), follow_redirects=True)
+
+
+def picsart(settings: Settings) -> PicsartClient:
+    # Powertools caches the secret for five minutes, so a rotated key is picked up soon.
+    api_key = parameters.get_secret(settings.picsart_secret_name, max_age=300)
+    return PicsartClient(
+        str(api_key),
+        base_url=settings.picsart_api_url,
+        http=http_client(settings.provider_timeout_seconds),
+    )
+
+
+def submit(job_id: str, *, settings: Settings, jobs: JobStore, client: PicsartClient) -> PollState:
+    """Hand the job to the provider, once: a retried Submit finds the provider's id on
+    the job and returns it instead of paying for a second generation."""
+    job = jobs.get(job_id)
+    first_wait = settings.poll_first_wait_seconds
+    if job.provider_job_id:
+        logger.info("job already submitted", extra={"job_id": job_id})
+        return PollState(provider_job_id=job.provider_job_id, wait_seconds=first_wait)
+    if job.status is not JobStatus.QUEUED:
+        raise JobConflict(f"job {job_id} is {job.status.value}, not queued")
+    provider_job_id = client.submit(
+        prompt=job.options.prompt,
+        negative_prompt=job.options.negative_prompt,
+        count=job.options.count,
+        format=job.options.format,
+        image_url=_image_url(job, settings),
+    )
+    jobs.mark_running(job_id, provider_job_id)
+    logger.info("job submitted", extra={"job_id": job_id, "provider_job_id": provider_job_id})
+    return PollState(provider_job_id=provider_job_id, wait_seconds=first_wait)
+
+
+def _image_url(job: Job, settings: Settings) -> str:
+    # Ask the provider to fetch the image rather than passing bytes through the Lambda.
+    if job.source.url is not None:
+        return job.source.url
+    assert job.source.bucket is not None
+    assert job.source.key is not None
+    return storage.presigned_get(
+        job.source.bucket, job.source.key, settings.source_url_expiry_seconds
+    )
+
+
+def poll(state: PollState, *, settings: Settings, client: PicsartClient) -> PollState:
+    outcome = client.poll(state.provider_job_id)
+    attempt = state.attempt + 1
+    if outcome.status == "done":
+        return PollState(
+            provider_job_id=state.provider_job_id,
+            attempt=attempt,
+            wait_seconds=0,
+            status="done",
+            urls=list(outcome.urls),
+        )
+    if attempt >= settings.poll_max_attempts:
+        raise errors.ProviderTimeout(
+            f"the provider had no result after {attempt} polls", provider=client.name
+        )
+    return PollState(
+        provider_job_id=state.provider_job_id,
+        attempt=attempt,
+        wait_seconds=settings.poll_interval_seconds,
+    )
+
+
+def store(
+    job_id: str, urls: list[str], *, settings: Settings, jobs: JobStore, http: httpx.Client
+) -> list[ResultImage]:
+    """Copy every result into the results bucket, then mark the job succeeded."""
+    job = jobs.get(job_id)
+    if job.status is JobStatus.SUCCEEDED:
+        return job.results
+    results = [
+        storage.copy_url_to_s3(
+            http,
+            url=url,
+            bucket=settings.results_bucket,
+            key=storage.result_key(job_id, index, job.options.format),
+            image_format=job.options.format,
+            provider=job.provider,
+        )
+        for index, url in enumerate(urls)
+    ]
+    jobs.mark_succeeded(job_id, results)
+    return results
+
+
+# Errors raised by the state machine itself rather than by our code.
+_STATES_ERRORS = {
+    "States.Timeout": ("timeout", "the generation took longer than the workflow allows"),
+    "States.HeartbeatTimeout": ("timeout", "a workflow task stopped responding"),
+}
+_KNOWN = {cls.__name__: cls.code for cls in errors.ProviderError.__subclasses__()}
+
+
+def error_from_failure(error: str, cause: str | None) -> JobError:
+    """Turn the `Error`/`Cause` that a Catch hands over into the job's code and message.
+    Only our own errors' messages are shown; anything else is logged, not leaked."""
+    if error in _KNOWN:
+        message = _cause_message(cause) or error
+        return JobError(code=_KNOWN[error], message=message)
+    if error in _STATES_ERRORS:
+        code, message = _STATES_ERRORS[error]
+        return JobError(code=code, message=message)
+    logger.error("unexpected workflow failure", extra={"error": error, "cause": cause})
+    return JobError(code="internal_error", message="the generation failed for an internal reason")
+
+
+def _cause_message(cause: str | None) -> str | None:
+    if not cause:
+        return None
+    try:
+        payload = json.loads(cause)
+    except ValueError:
+        return cause[:500]
+    message = payload.get("errorMessage") if isinstance(payload, dict) else None
+    return str(message)[:500] if message else None
+
+
+def mark_failed(job_id: str, error: str, cause: str | None, *, jobs: JobStore) -> Job:
+    return jobs.mark_failed(job_id, error_from_failure(error, cause))
+
+
+def publish(job_id: str, *, settings: Settings, jobs: JobStore) -> Job:
+    job = jobs.get(job_id)
+    events.publish_outcome(
+        job, bus_name=settings.event_bus_name, results_bucket=settings.results_bucket
+    )
+    return job

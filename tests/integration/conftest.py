@@ -1,0 +1,140 @@
+"""The real template, state machine and handlers on moto, with provider HTTP faked by respx.
+
+moto's Step Functions engine runs the ASL from template.yaml; its Lambda tasks are
+dispatched in-process to our handlers (backdrop.local.lambdas), exactly as in `backdrop local`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+import respx
+from moto import mock_aws
+
+from backdrop.local import lambdas
+from backdrop.local.cloud import REGION, LocalCloud, provision
+from tests.conftest import load_event
+
+PICSART = "https://genai-api.picsart.io/v1"
+CDN = "https://cdn.picsart.test"
+# The smallest valid PNG: what the fake provider "generates".
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+@dataclass
+class Stack:
+    cloud: LocalCloud
+
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> tuple[Any, str | None]:
+        """Invoke a function the way AWS does (through Lambda), return (payload, error)."""
+        answer = boto3.client("lambda", region_name=REGION).invoke(
+            FunctionName=self.cloud.functions[logical_id], Payload=json.dumps(event).encode()
+        )
+        return json.loads(answer["Payload"].read()), answer.get("FunctionError")
+
+    def create_generation(self, body: dict[str, Any]) -> dict[str, Any]:
+        event = load_event("api-create-generation")
+        event["body"] = json.dumps(body)
+        payload, error = self.invoke("ApiFunction", event)
+        assert error is None, payload
+        return payload  # type: ignore[no-any-return]
+
+    def get_generation(self, job_id: str) -> dict[str, Any]:
+        event = load_event("api-get-generation")
+        event["path"] = f"/v1/generations/{job_id}"
+        event["pathParameters"] = {"id": job_id}
+        payload, _ = self.invoke("ApiFunction", event)
+        return payload  # type: ignore[no-any-return]
+
+    def wait_for_execution(self, job_id: str, timeout: float = 60) -> dict[str, Any]:
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        arn = self.cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            execution = sfn.describe_execution(executionArn=arn)
+            if execution["status"] != "RUNNING":
+                return execution  # type: ignore[no-any-return]
+            time.sleep(0.1)
+        raise AssertionError(f"execution {job_id} still running after {timeout}s")
+
+    def executions(self) -> list[dict[str, Any]]:
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        answer = sfn.list_executions(stateMachineArn=self.cloud.state_machine_arn)
+        return answer["executions"]  # type: ignore[no-any-return]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        body = self.get_generation(job_id)
+        return json.loads(body["body"])  # type: ignore[no-any-return]
+
+    def result_keys(self, prefix: str = "") -> list[str]:
+        s3 = boto3.client("s3", region_name=REGION)
+        answer = s3.list_objects_v2(Bucket=self.cloud.results_bucket, Prefix=prefix)
+        return [item["Key"] for item in answer.get("Contents", [])]
+
+    def published_events(self) -> list[dict[str, Any]]:
+        sqs = boto3.client("sqs", region_name=REGION)
+        found: list[dict[str, Any]] = []
+        while True:
+            answer = sqs.receive_message(
+                QueueUrl=self.cloud.events_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            )
+            messages = answer.get("Messages", [])
+            if not messages:
+                return found
+            found += [json.loads(m["Body"]) for m in messages]
+
+
+@pytest.fixture
+def make_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Stack]]:
+    config = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
+    with mock_aws(config=config):  # type: ignore[arg-type]
+        lambdas.install()
+
+        def make(**parameters: str) -> Stack:
+            # Waits are real sleeps in moto's engine: keep them at zero unless a test says.
+            defaults = {"PollFirstWaitSeconds": "0", "PollIntervalSeconds": "0"}
+            cloud = provision(parameters={**defaults, **parameters})
+            for key, value in cloud.environment.items():
+                monkeypatch.setenv(key, value)
+            lambdas.reset()  # a new stack: every function cold-starts with its environment
+            return Stack(cloud)
+
+        yield make
+        lambdas.reset()
+
+
+@pytest.fixture
+def stack(make_stack: Callable[..., Stack]) -> Stack:
+    return make_stack()
+
+
+@pytest.fixture
+def picsart() -> Iterator[respx.MockRouter]:
+    """Picsart's API and CDN, faked at the HTTP layer; the real httpx client is used."""
+    with respx.mock(assert_all_mocked=True, assert_all_called=False) as router:
+        router.route(host="cdn.picsart.test").respond(
+            200, content=PNG, headers={"content-type": "image/png"}
+        )
+        yield router
+
+
+def submitted(inference_id: str = "inf-1") -> respx.MockResponse:
+    return respx.MockResponse(202, json={"status": "processing", "inference_id": inference_id})
+
+
+def processing() -> respx.MockResponse:
+    return respx.MockResponse(202, json={"status": "processing", "inference_id": "inf-1"})
+
+
+def done(count: int, fmt: str = "png") -> respx.MockResponse:
+    data = [{"id": f"img-{i}", "url": f"{CDN}/inf-1/{i}.{fmt}"} for i in range(count)]
+    return respx.MockResponse(200, json={"status": "success", "data": data})
