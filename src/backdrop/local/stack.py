@@ -1,0 +1,186 @@
+"""`backdrop local`: the deployed shape on one machine.
+
+moto in server mode is the AWS (boto3 and the aws CLI talk to it), its Step Functions
+engine runs the real ASL, Lambda invokes run our handlers in-process, the provider
+emulator stands in for Picsart, and an HTTP front plays API Gateway.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from moto.server import ThreadedMotoServer
+
+from backdrop import aws
+from backdrop.local import lambdas
+from backdrop.local.api_front import ApiFront, routes_from_events
+from backdrop.local.cloud import ACCOUNT, REGION, LocalCloud, provision
+from backdrop.local.emulator import EmulatorSettings, ProviderEmulator
+from backdrop.local.pollers import EventLog, QueuePoller, batch_failures, sqs_event
+from backdrop.local.template import Template
+
+# Quiet, local-friendly defaults; anything here can be overridden with --param.
+LOCAL_PARAMETERS = {"PollFirstWaitSeconds": "2", "PollIntervalSeconds": "1"}
+
+
+@dataclass
+class StackOptions:
+    host: str = "127.0.0.1"
+    api_port: int = 3000
+    aws_port: int = 0
+    emulator_port: int = 0
+    provider: str = "emulator"  # or "picsart": the real API, with PICSART_API_KEY
+    api_key: str | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    emulator: EmulatorSettings = field(default_factory=EmulatorSettings)
+    events_file: Path | None = None
+    echo: bool = True
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.api_key = options.api_key or secrets.token_urlsafe(24)
+        self._stoppers: list[Any] = []
+        self.cloud: LocalCloud | None = None
+        self.emulator: ProviderEmulator | None = None
+        self.ready: dict[str, Any] = {}
+
+    def _echo(self, line: str) -> None:
+        if self.options.echo:
+            print(line, flush=True)
+
+    def start(self) -> dict[str, Any]:
+        options = self.options
+        # Request logs of the embedded servers and moto's engine traces would drown the
+        # stack's own output; failures still show as jobs and events.
+        for noisy in ("werkzeug", "moto"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
+        template = Template()
+        moto = ThreadedMotoServer(ip_address=options.host, port=options.aws_port, verbose=False)
+        moto.start()
+        self._stoppers.append(moto)
+        _, aws_port = moto.get_host_and_port()
+        endpoint = f"http://{options.host}:{aws_port}"
+        # Every boto3 client in this process, ours and moto's own engine, uses the server.
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": endpoint,
+                "MOTO_PORT": str(aws_port),
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_DEFAULT_REGION": REGION,
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            }
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        httpx.post(
+            f"{endpoint}/moto-api/config",
+            json={
+                "lambda": {"use_docker": False},
+                "stepfunctions": {"execute_state_machine": True},
+            },
+        ).raise_for_status()
+        lambdas.install()
+
+        parameters = {**LOCAL_PARAMETERS, **options.parameters}
+        if options.provider == "emulator":
+            self.emulator = ProviderEmulator(
+                options.emulator, host=options.host, port=options.emulator_port
+            )
+            self.emulator.start()
+            self._stoppers.append(self.emulator)
+            parameters.setdefault("PicsartApiUrl", self.emulator.picsart_base_url)
+            picsart_key = "local-emulator-key"
+        else:
+            picsart_key = os.environ.get("PICSART_API_KEY", "")
+            if not picsart_key:
+                raise SystemExit("--provider picsart needs PICSART_API_KEY in the environment")
+
+        self.cloud = cloud = provision(
+            parameters=parameters, picsart_api_key=picsart_key, template=template
+        )
+        # Functions share this process's environment, so each gets the union of the
+        # template's variables (provision checks that they agree).
+        os.environ.update(cloud.environment)
+        lambdas.reset()
+
+        (api_function,) = (f for f in template.functions() if routes_from_events(f.events))
+        front = ApiFront(
+            routes=routes_from_events(api_function.events),
+            invoke=lambda event: self._invoke(api_function.logical_id, event)[0],
+            api_key=self.api_key,
+            host=options.host,
+            port=options.api_port,
+        )
+        front.start()
+        self._stoppers.append(front)
+
+        inbox_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{cloud.inbox_queue_url.rsplit('/', 1)[-1]}"
+        inbox_function = next(
+            f.logical_id
+            for f in template.functions()
+            if any(e.get("Type") == "SQS" for e in f.events.values())
+        )
+
+        def feed_inbox(messages: list[dict[str, Any]]) -> set[str]:
+            payload, error = self._invoke(inbox_function, sqs_event(messages, inbox_arn, REGION))
+            return batch_failures(payload, error, messages)
+
+        for poller in (
+            QueuePoller(cloud.inbox_queue_url, feed_inbox),
+            QueuePoller(cloud.events_queue_url, EventLog(options.events_file, self._echo)),
+        ):
+            poller.start()
+            self._stoppers.append(poller)
+
+        self.ready = {
+            "api_url": front.url,
+            "api_key": self.api_key,
+            "aws_endpoint_url": endpoint,
+            "region": REGION,
+            "input_bucket": cloud.input_bucket,
+            "results_bucket": cloud.results_bucket,
+            "jobs_table": cloud.jobs_table,
+            "state_machine_arn": cloud.state_machine_arn,
+            "event_bus": cloud.event_bus,
+            "inbox_dead_letter_queue_url": cloud.inbox_dlq_url,
+            "events_file": str(options.events_file) if options.events_file else None,
+            "provider": options.provider,
+            "emulator_url": self.emulator.base_url if self.emulator else None,
+        }
+        return self.ready
+
+    def _invoke(self, logical_id: str, event: dict[str, Any]) -> tuple[Any, str | None]:
+        assert self.cloud is not None
+        answer = aws.client("lambda").invoke(
+            FunctionName=self.cloud.functions[logical_id], Payload=json.dumps(event).encode()
+        )
+        return json.loads(answer["Payload"].read()), answer.get("FunctionError")
+
+    def stop(self) -> None:
+        for part in reversed(self._stoppers):
+            part.stop()
+        self._stoppers.clear()
+
+
+def aws_client(ready: dict[str, Any], service: str) -> Any:
+    """A boto3 client for the local stack's AWS, from its ready information."""
+    return boto3.client(
+        service,
+        endpoint_url=ready["aws_endpoint_url"],
+        region_name=ready["region"],
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
