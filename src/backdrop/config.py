@@ -33,8 +33,6 @@ class Settings(BaseModel):
     poll_first_wait_seconds: int = Field(default=8, ge=0, le=300)
     poll_interval_seconds: int = Field(default=3, ge=0, le=300)
     poll_max_attempts: int = Field(default=60, ge=1, le=1000)
-    # Presigned URLs handed to the provider for images in the input bucket.
-    source_url_expiry_seconds: int = Field(default=3600, ge=60, le=43200)
     job_ttl_days: int = Field(default=90, ge=1, le=3650)
 
 

@@ -17,6 +17,9 @@ from backdrop.observability import logger
 from backdrop.providers import errors
 from backdrop.providers.picsart import PicsartClient
 
+# How long the provider may take to start fetching a photo from the input bucket.
+SOURCE_URL_SECONDS = 3600
+
 
 @cache
 def http_client(timeout: float) -> httpx.Client:
@@ -49,22 +52,20 @@ def submit(job_id: str, *, settings: Settings, jobs: JobStore, client: PicsartCl
         negative_prompt=job.options.negative_prompt,
         count=job.options.count,
         format=job.options.format,
-        image_url=_image_url(job, settings),
+        image_url=_image_url(job),
     )
     jobs.mark_running(job_id, provider_job_id)
     logger.info("job submitted", extra={"job_id": job_id, "provider_job_id": provider_job_id})
     return PollState(provider_job_id=provider_job_id, wait_seconds=first_wait)
 
 
-def _image_url(job: Job, settings: Settings) -> str:
+def _image_url(job: Job) -> str:
     # Ask the provider to fetch the image rather than passing bytes through the Lambda.
     if job.source.url is not None:
         return job.source.url
     assert job.source.bucket is not None
     assert job.source.key is not None
-    return storage.presigned_get(
-        job.source.bucket, job.source.key, settings.source_url_expiry_seconds
-    )
+    return storage.presigned_get(job.source.bucket, job.source.key, SOURCE_URL_SECONDS)
 
 
 def poll(state: PollState, *, settings: Settings, client: PicsartClient) -> PollState:

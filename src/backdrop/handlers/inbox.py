@@ -45,7 +45,7 @@ def record_handler(record: SQSRecord) -> None:
             source=ImageSource(bucket=item.s3.bucket.name, key=key, version_id=obj.versionId),
             options=GenerationOptions(prompt=settings.default_prompt, count=settings.default_count),
         )
-        logger.info("inbox job started", extra={"job_id": job_id, "key": key})
+        logger.info("inbox image handled", extra={"job_id": job_id, "key": key})
 
 
 @logger.inject_lambda_context

@@ -1,0 +1,97 @@
+"""The API function and the workflow tasks, invoked with the sample events in events/."""
+
+from __future__ import annotations
+
+import json
+
+import respx
+
+from tests.conftest import load_event
+from tests.integration.conftest import PICSART, Stack, submitted
+
+
+def _api(stack: Stack, event: dict[str, object]) -> tuple[int, dict[str, object]]:
+    payload, error = stack.invoke("ApiFunction", event)
+    assert error is None, payload
+    return payload["statusCode"], json.loads(payload["body"])
+
+
+def test_invalid_bodies_get_422_with_one_entry_per_field(stack: Stack) -> None:
+    event = load_event("api-create-generation")
+    event["body"] = json.dumps(
+        {"image_url": "https://example.com/a.png", "count": 11, "format": "GIF"}
+    )
+
+    status, body = _api(stack, event)
+
+    assert status == 422
+    error = body["error"]
+    assert isinstance(error, dict)
+    assert error["code"] == "invalid_request"
+    assert {d["field"] for d in error["details"]} == {"count", "format"}
+    assert stack.executions() == []
+
+
+def test_exactly_one_image_is_enforced(stack: Stack) -> None:
+    event = load_event("api-create-generation")
+    event["body"] = json.dumps({"prompt": "beach"})
+
+    status, body = _api(stack, event)
+
+    assert status == 422
+    assert "exactly one of image_url or image_key" in json.dumps(body)
+
+
+def test_unknown_and_malformed_ids_are_404(stack: Stack) -> None:
+    for job_id in ("0f8fad5bd9cb469fa16570867728950e", "not-an-id", "..%2F.."):
+        event = load_event("api-get-generation")
+        event["path"] = f"/v1/generations/{job_id}"
+        event["pathParameters"] = {"id": job_id}
+        status, body = _api(stack, event)
+        assert status == 404
+        assert body == {"error": {"code": "not_found", "message": "no generation has this id"}}
+
+
+def test_sample_request_creates_a_queued_job(stack: Stack, picsart: respx.MockRouter) -> None:
+    picsart.post(f"{PICSART}/painting/replace-background").mock(return_value=submitted())
+    picsart.get(f"{PICSART}/painting/inf-1").respond(202, json={"status": "processing"})
+
+    status, body = _api(stack, load_event("api-create-generation"))
+
+    assert status == 202
+    assert body["status"] == "queued"
+    job = stack.job(str(body["id"]))
+    assert job["options"] == {
+        "prompt": "a marble kitchen counter in morning light",
+        "negative_prompt": None,
+        "count": 3,
+        "format": "PNG",
+    }
+    assert job["source"]["url"] == "https://images.example.com/products/mug.png"
+
+
+def test_a_retried_submit_does_not_pay_twice(stack: Stack, picsart: respx.MockRouter) -> None:
+    # Given a job whose workflow is not running (made through the API, then its execution
+    # left to fail on a provider that never answers the poll)
+    submit = picsart.post(f"{PICSART}/painting/replace-background").mock(return_value=submitted())
+    picsart.get(f"{PICSART}/painting/inf-1").respond(401)
+    _, body = _api(stack, load_event("api-create-generation"))
+    job_id = str(body["id"])
+    stack.wait_for_execution(job_id)
+    assert submit.call_count == 1
+
+    # When Step Functions runs the Submit task again for it (a retry after a lost answer)
+    task = load_event("workflow-submit")
+    task["job_id"] = job_id
+    payload, error = stack.invoke("SubmitFunction", task)
+
+    # Then it answers with the provider job it already has, without a second submission
+    assert error is None
+    assert payload["provider_job_id"] == "inf-1"
+    assert submit.call_count == 1
+
+
+def test_task_input_is_validated(stack: Stack) -> None:
+    payload, error = stack.invoke("SubmitFunction", {"job_id": "../../etc/passwd"})
+    assert error == "Unhandled"
+    assert payload["errorType"] == "ValidationError"

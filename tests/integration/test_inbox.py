@@ -1,0 +1,116 @@
+"""S3 inbox -> SQS -> inbox function -> one job per image version, on moto."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import respx
+
+from backdrop.jobs import source_job_id
+from backdrop.local.cloud import REGION
+from backdrop.local.pollers import batch_failures, sqs_event
+from tests.conftest import load_event
+from tests.integration.conftest import PICSART, PNG, Stack, done, submitted
+
+
+def _notifications(stack: Stack) -> list[dict[str, Any]]:
+    """What S3 put on the inbox queue (moto delivers bucket notifications for real)."""
+    answer = boto3.client("sqs", region_name=REGION).receive_message(
+        QueueUrl=stack.cloud.inbox_queue_url, MaxNumberOfMessages=10
+    )
+    return [m for m in answer.get("Messages", []) if "s3:TestEvent" not in m["Body"]]
+
+
+def _deliver(stack: Stack, messages: list[dict[str, Any]]) -> set[str]:
+    event = sqs_event(messages, "arn:aws:sqs:us-east-1:123456789012:inbox", REGION)
+    payload, error = stack.invoke("InboxFunction", event)
+    return batch_failures(payload, error, messages)
+
+
+def test_duplicate_notification_starts_one_execution(
+    stack: Stack, picsart: respx.MockRouter
+) -> None:
+    submit = picsart.post(f"{PICSART}/painting/replace-background").mock(return_value=submitted())
+    picsart.get(f"{PICSART}/painting/inf-1").mock(return_value=done(2, "jpg"))
+    s3 = boto3.client("s3", region_name=REGION)
+
+    # Given an image uploaded under inbox/, with a space and non-ASCII in its name
+    key = "inbox/summer sale/tasse café.png"
+    put = s3.put_object(Bucket=stack.cloud.input_bucket, Key=key, Body=PNG)
+    messages = _notifications(stack)
+    assert len(messages) == 1
+
+    # When the same notification is delivered twice (SQS is at-least-once), in one batch
+    # and again in a later one
+    assert _deliver(stack, messages + messages) == set()
+    assert _deliver(stack, messages) == set()
+
+    # Then exactly one execution ran, named by the job id derived from the object's
+    # version (or its ETag where the notification has no version, as moto's has none)
+    s3_object = json.loads(messages[0]["Body"])["Records"][0]["s3"]["object"]
+    assert s3_object.get("versionId", put["VersionId"]) == put["VersionId"]
+    version = s3_object.get("versionId") or s3_object["eTag"]
+    job_id = source_job_id(stack.cloud.input_bucket, key, version)
+    assert [e["name"] for e in stack.executions()] == [job_id]
+    assert stack.wait_for_execution(job_id)["status"] == "SUCCEEDED"
+    assert submit.call_count == 1
+    job = stack.job(job_id)
+    assert job["trigger"] == "inbox"
+    assert job["source"]["key"] == key  # decoded from the notification's URL encoding
+    assert job["options"]["prompt"] == stack.cloud.environment["DEFAULT_PROMPT"]
+    assert len(stack.result_keys(f"results/{job_id}/")) == 2
+
+
+def test_reupload_is_a_new_job(stack: Stack, picsart: respx.MockRouter) -> None:
+    picsart.post(f"{PICSART}/painting/replace-background").mock(return_value=submitted())
+    picsart.get(f"{PICSART}/painting/inf-1").mock(return_value=done(1))
+    s3 = boto3.client("s3", region_name=REGION)
+
+    s3.put_object(Bucket=stack.cloud.input_bucket, Key="inbox/a.png", Body=PNG)
+    s3.put_object(Bucket=stack.cloud.input_bucket, Key="inbox/a.png", Body=PNG + b"changed")
+    messages = _notifications(stack)
+    _deliver(stack, messages)
+
+    assert len(messages) == 2
+    assert len({e["name"] for e in stack.executions()}) == 2
+
+
+def test_uploads_outside_inbox_start_nothing(stack: Stack) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=stack.cloud.input_bucket, Key="uploads/a.png", Body=PNG)
+    s3.put_object(Bucket=stack.cloud.results_bucket, Key="inbox/a.png", Body=PNG)
+
+    assert _notifications(stack) == []
+
+
+def test_test_events_folder_markers_and_empty_objects_start_nothing(stack: Stack) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=stack.cloud.input_bucket, Key="inbox/new-folder/", Body=b"")
+    s3.put_object(Bucket=stack.cloud.input_bucket, Key="inbox/empty.png", Body=b"")
+    test_event = load_event("inbox-sqs-s3-test-event")
+
+    payload, error = stack.invoke("InboxFunction", test_event)
+    assert error is None
+    assert payload == {"batchItemFailures": []}
+    assert _deliver(stack, _notifications(stack)) == set()
+    assert stack.executions() == []
+
+
+def test_a_bad_record_fails_alone(stack: Stack, picsart: respx.MockRouter) -> None:
+    # Given a batch with one good notification and one that is not JSON
+    event = load_event("inbox-sqs-s3")
+    good = event["Records"][0]
+    body = json.loads(good["body"])
+    body["Records"][0]["s3"]["bucket"]["name"] = stack.cloud.input_bucket
+    good["body"] = json.dumps(body)
+    bad = {**good, "messageId": "bad-1", "body": "not json"}
+    event["Records"] = [good, bad]
+
+    payload, error = stack.invoke("InboxFunction", event)
+
+    # Then only the bad one is reported for redelivery, and the good one started a job
+    assert error is None
+    assert payload == {"batchItemFailures": [{"itemIdentifier": "bad-1"}]}
+    assert len(stack.executions()) == 1

@@ -1,0 +1,126 @@
+"""template.yaml and the state machine: a broken template, a renamed handler, or an ASL
+error name that no code raises must fail here, offline, before anyone deploys."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import re
+from typing import Any
+
+import pytest
+from samtranslator.translator.transform import transform
+
+from backdrop import events, jobs
+from backdrop.config import Settings
+from backdrop.local import lambdas
+from backdrop.local.template import Template
+from backdrop.providers import errors
+
+TEMPLATE = Template()
+
+
+class _OfflinePolicies:
+    """aws-sam-translator asks IAM for managed policy ARNs; these are the ones SAM adds."""
+
+    def load(self) -> dict[str, str]:
+        names = [
+            "AWSLambdaBasicExecutionRole",
+            "AWSXrayWriteOnlyAccess",
+            "AWSXRayDaemonWriteAccess",
+        ]
+        return {name: f"arn:aws:iam::aws:policy/service-role/{name}" for name in names}
+
+
+def _deployable() -> dict[str, Any]:
+    """What `sam package` hands CloudFormation: code and definition as S3/inline values."""
+    body = copy.deepcopy(TEMPLATE.body)
+    body["Globals"]["Function"]["CodeUri"] = "s3://artifacts/backdrop.zip"
+    _, definition, _ = TEMPLATE.state_machine()
+    for resource in body["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::StateMachine":
+            resource["Properties"].pop("DefinitionUri")
+            resource["Properties"]["Definition"] = json.loads(definition)
+    return body
+
+
+@pytest.fixture
+def transformed() -> dict[str, Any]:
+    return transform(_deployable(), {}, _OfflinePolicies())  # type: ignore[arg-type]
+
+
+def _resources(transformed: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in transformed["Resources"].items() if v["Type"] == kind}
+
+
+def test_sam_transform_gives_the_expected_resources(transformed: dict[str, Any]) -> None:
+    functions = _resources(transformed, "AWS::Lambda::Function")
+    assert len(functions) == 7
+    for function in functions.values():
+        assert function["Properties"]["Runtime"] == "python3.13"
+        assert function["Properties"]["Architectures"] == ["arm64"]
+        assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
+    assert _resources(transformed, "AWS::ApiGateway::UsagePlan")
+    assert _resources(transformed, "AWS::ApiGateway::ApiKey")
+    methods = _resources(transformed, "AWS::ApiGateway::RestApi")
+    (api,) = methods.values()
+    for path in api["Properties"]["Body"]["paths"].values():
+        for operation in path.values():
+            assert operation["security"] == [{"api_key": []}]
+    (mapping,) = _resources(transformed, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "MaximumConcurrency" in mapping["Properties"]["ScalingConfig"]
+    (machine,) = _resources(transformed, "AWS::StepFunctions::StateMachine").values()
+    assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
+    assert "LoggingConfiguration" in machine["Properties"]
+    assert "ApiApiKey" in transformed["Resources"]  # named by the ApiKeyId output
+
+
+def test_state_machine_placeholders_match_the_substitutions() -> None:
+    _, definition, substitutions = TEMPLATE.state_machine()
+    placeholders = set(re.findall(r"\$\{(\w+)\}", definition))
+    assert placeholders == set(substitutions)
+    tasks = [s for s in json.loads(definition)["States"].values() if s["Type"] == "Task"]
+    assert all(re.fullmatch(r"\$\{\w+FunctionArn\}", t["Resource"]) for t in tasks)
+
+
+def test_every_asl_error_name_is_raised_by_our_code() -> None:
+    _, definition, _ = TEMPLATE.state_machine()
+    ours = {cls.__name__ for cls in errors.ProviderError.__subclasses__()}
+    ours |= {events.EventNotPublished.__name__, jobs.JobConflict.__name__}
+    named = {
+        name
+        for state in json.loads(definition)["States"].values()
+        for rule in state.get("Retry", []) + state.get("Catch", [])
+        for name in rule["ErrorEquals"]
+    }
+    unknown = {n for n in named if not n.startswith(("States.", "Lambda."))} - ours
+    assert unknown == set()
+
+
+def test_template_environment_is_exactly_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    variables = {key for spec in TEMPLATE.functions() for key in spec.environment}
+    ours = {v.lower() for v in variables if not v.startswith("POWERTOOLS_")}
+    assert ours == set(Settings.model_fields)
+
+
+def test_every_handler_imports_and_is_callable(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.setenv(name.upper(), "1" if "seconds" in name or "count" in name else "x")
+    monkeypatch.setenv("DEFAULT_PROVIDER", "picsart")
+    monkeypatch.setenv("POLL_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("JOB_TTL_DAYS", "3")
+    lambdas.reset()
+    try:
+        for spec in TEMPLATE.functions():
+            module, _, attribute = spec.handler.rpartition(".")
+            assert callable(getattr(importlib.import_module(module), attribute)), spec.handler
+    finally:
+        lambdas.reset()
+
+
+def test_inbox_queue_outlives_six_function_timeouts() -> None:
+    (inbox,) = (f for f in TEMPLATE.functions() if "Inbox" in f.events)
+    queue = TEMPLATE.resources["InboxQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * inbox.timeout
