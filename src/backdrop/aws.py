@@ -18,9 +18,13 @@ _CONFIG = Config(
 )
 
 
+# Presigned URLs signed with SigV4: SigV2 is deprecated and refused by newer regions.
+_SERVICE_CONFIG = {"s3": _CONFIG.merge(Config(signature_version="s3v4"))}
+
+
 @cache
 def client(service: str) -> Any:
-    return boto3.client(service, config=_CONFIG)
+    return boto3.client(service, config=_SERVICE_CONFIG.get(service, _CONFIG))
 
 
 def reset() -> None:

@@ -32,6 +32,10 @@ def presigned_get(bucket: str, key: str, expires_in: int) -> str:
     )
 
 
+def read_object(bucket: str, key: str) -> bytes:
+    return bytes(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
 class _StreamReader(io.RawIOBase):
     """A file-like view of an httpx byte stream, for boto3's upload_fileobj."""
 

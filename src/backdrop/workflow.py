@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from typing import Any
 
 import httpx
 from aws_lambda_powertools.utilities import parameters
@@ -19,6 +20,7 @@ from backdrop.providers.picsart import PicsartClient
 
 # How long the provider may take to start fetching a photo from the input bucket.
 SOURCE_URL_SECONDS = 3600
+MAX_IMAGE_URL_LENGTH = 2083  # Picsart's limit on image_url
 
 
 @cache
@@ -52,20 +54,24 @@ def submit(job_id: str, *, settings: Settings, jobs: JobStore, client: PicsartCl
         negative_prompt=job.options.negative_prompt,
         count=job.options.count,
         format=job.options.format,
-        image_url=_image_url(job),
+        **_image(job),
     )
     jobs.mark_running(job_id, provider_job_id)
     logger.info("job submitted", extra={"job_id": job_id, "provider_job_id": provider_job_id})
     return PollState(provider_job_id=provider_job_id, wait_seconds=first_wait)
 
 
-def _image_url(job: Job) -> str:
-    # Ask the provider to fetch the image rather than passing bytes through the Lambda.
+def _image(job: Job) -> dict[str, Any]:
+    """Ask the provider to fetch the image rather than passing bytes through the Lambda;
+    only a presigned URL longer than Picsart accepts (long session tokens) sends the bytes."""
     if job.source.url is not None:
-        return job.source.url
+        return {"image_url": job.source.url}
     assert job.source.bucket is not None
     assert job.source.key is not None
-    return storage.presigned_get(job.source.bucket, job.source.key, SOURCE_URL_SECONDS)
+    url = storage.presigned_get(job.source.bucket, job.source.key, SOURCE_URL_SECONDS)
+    if len(url) <= MAX_IMAGE_URL_LENGTH:
+        return {"image_url": url}
+    return {"image": storage.read_object(job.source.bucket, job.source.key)}
 
 
 def poll(state: PollState, *, settings: Settings, client: PicsartClient) -> PollState:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 
+import boto3
+import pytest
 import respx
 
+from backdrop import workflow
+from backdrop.local.cloud import REGION
 from tests.conftest import load_event
-from tests.integration.conftest import PICSART, Stack, submitted
+from tests.integration.conftest import PICSART, PNG, Stack, submitted
 
 
 def _api(stack: Stack, event: dict[str, object]) -> tuple[int, dict[str, object]]:
@@ -95,3 +101,39 @@ def test_task_input_is_validated(stack: Stack) -> None:
     payload, error = stack.invoke("SubmitFunction", {"job_id": "../../etc/passwd"})
     assert error == "Unhandled"
     assert payload["errorType"] == "ValidationError"
+
+
+def test_images_in_the_bucket_go_to_the_provider_as_a_short_lived_url(
+    stack: Stack, picsart: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submit = picsart.post(f"{PICSART}/painting/replace-background").mock(return_value=submitted())
+    picsart.get(f"{PICSART}/painting/inf-1").respond(202, json={"status": "processing"})
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=stack.cloud.input_bucket, Key="uploads/a.png", Body=PNG
+    )
+    event = load_event("api-create-generation")
+
+    # A URL Picsart accepts is sent as image_url...
+    event["body"] = json.dumps({"image_key": "uploads/a.png"})
+    _api(stack, event)
+    _wait_for(lambda: submit.call_count == 1)
+    sent = submit.calls[0].request.content
+    assert b'name="image_url"' in sent
+    assert b"X-Amz-Signature" in sent
+    assert PNG not in sent
+
+    # ...one longer than Picsart's limit (long session tokens) sends the bytes instead
+    monkeypatch.setattr(workflow, "MAX_IMAGE_URL_LENGTH", 10)
+    _api(stack, event)
+    _wait_for(lambda: submit.call_count == 2)
+    sent = submit.calls[1].request.content
+    assert b'name="image_url"' not in sent
+    assert b'name="image"; filename=' in sent
+    assert PNG in sent
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -26,8 +26,15 @@ class ProviderThrottled(ProviderError):
 
     code = "provider_throttled"
 
-    def __init__(self, message: str, *, provider: str, retry_after: float | None = None) -> None:
-        super().__init__(message, provider=provider, status=429)
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        retry_after: float | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, status=429, detail=detail)
         self.retry_after = retry_after
 
 

@@ -185,17 +185,22 @@ class PicsartClient:
             },
         )
         if response.status_code >= 300:
-            raise error_from_response(response)
+            raise error_from_response(response, secret=self._headers["X-Picsart-API-Key"])
         return response
 
 
-def error_from_response(response: httpx.Response) -> ProviderError:
-    """The one place that turns a Picsart status code into a typed error."""
+def error_from_response(response: httpx.Response, *, secret: str = "") -> ProviderError:
+    """The one place that turns a Picsart status code into a typed error. The provider's
+    detail is kept for the job's message, with the key masked should an answer echo it."""
     status = response.status_code
     detail = _detail(response)
+    if detail and secret:
+        detail = detail.replace(secret, "[redacted]")
     message = f"Picsart answered {status}" + (f": {detail}" if detail else "")
     if status == 429:
-        return ProviderThrottled(message, provider=NAME, retry_after=_reset_time(response))
+        return ProviderThrottled(
+            message, provider=NAME, retry_after=_reset_time(response), detail=detail
+        )
     if status in (401, 403):
         return ProviderAuthError(message, provider=NAME, status=status, detail=detail)
     if status == 402:
