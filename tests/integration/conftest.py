@@ -66,6 +66,16 @@ class Stack:
             time.sleep(0.1)
         raise AssertionError(f"execution {job_id} still running after {timeout}s")
 
+    def stop_executions(self) -> None:
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        for execution in self.executions():
+            if execution["status"] == "RUNNING":
+                sfn.stop_execution(executionArn=execution["executionArn"])
+        deadline = time.monotonic() + 10
+        while any(e["status"] == "RUNNING" for e in self.executions()):
+            assert time.monotonic() < deadline, "executions did not stop"
+            time.sleep(0.05)
+
     def executions(self) -> list[dict[str, Any]]:
         sfn = boto3.client("stepfunctions", region_name=REGION)
         answer = sfn.list_executions(stateMachineArn=self.cloud.state_machine_arn)
@@ -99,6 +109,8 @@ def make_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Stack]
     with mock_aws(config=config):  # type: ignore[arg-type]
         lambdas.install()
 
+        stacks: list[Stack] = []
+
         def make(**parameters: str) -> Stack:
             # Waits are real sleeps in moto's engine: keep them at zero unless a test says.
             defaults = {"PollFirstWaitSeconds": "0", "PollIntervalSeconds": "0"}
@@ -106,9 +118,13 @@ def make_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Stack]
             for key, value in cloud.environment.items():
                 monkeypatch.setenv(key, value)
             lambdas.reset()  # a new stack: every function cold-starts with its environment
-            return Stack(cloud)
+            stacks.append(Stack(cloud))
+            return stacks[-1]
 
         yield make
+        # Executions run on moto's threads: end them before the mock (and its fake AWS) goes.
+        for stack in stacks:
+            stack.stop_executions()
         lambdas.reset()
 
 

@@ -38,6 +38,16 @@ def test_invalid_bodies_get_422_with_one_entry_per_field(stack: Stack) -> None:
     assert stack.executions() == []
 
 
+def test_malformed_json_is_400(stack: Stack) -> None:
+    event = load_event("api-create-generation")
+    event["body"] = '{"image_url": '
+
+    status, body = _api(stack, event)
+
+    assert status == 400
+    assert body == {"error": {"code": "malformed_json", "message": "the body is not valid JSON"}}
+
+
 def test_exactly_one_image_is_enforced(stack: Stack) -> None:
     event = load_event("api-create-generation")
     event["body"] = json.dumps({"prompt": "beach"})

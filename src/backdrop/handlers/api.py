@@ -35,6 +35,8 @@ def _error(status: HTTPStatus, code: str, message: str, details: Any = None) -> 
 
 @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
 def _invalid_request(exc: RequestValidationError) -> Response[Any]:
+    if any(e["type"] == "json_invalid" for e in exc.errors()):
+        return _error(HTTPStatus.BAD_REQUEST, "malformed_json", "the body is not valid JSON")
     details = [
         {"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "reason": e["msg"]}
         for e in exc.errors()

@@ -62,7 +62,7 @@ class LocalStack:
         options = self.options
         # Request logs of the embedded servers and moto's engine traces would drown the
         # stack's own output; failures still show as jobs and events.
-        for noisy in ("werkzeug", "moto"):
+        for noisy in ("werkzeug", "moto", "backdrop.local.emulator"):
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
         template = Template()
         moto = ThreadedMotoServer(ip_address=options.host, port=options.aws_port, verbose=False)
