@@ -60,6 +60,9 @@ class LocalStack:
 
     def start(self) -> dict[str, Any]:
         options = self.options
+        # The functions log at WARNING here unless the caller's environment asks for more
+        # (POWERTOOLS_LOG_LEVEL=INFO): at INFO they would bury the stack's own output.
+        log_level = os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING")
         # Request logs of the embedded servers and moto's engine traces would drown the
         # stack's own output; failures still show as jobs and events.
         for noisy in ("werkzeug", "moto", "backdrop.local.emulator"):
@@ -80,7 +83,6 @@ class LocalStack:
                 "AWS_DEFAULT_REGION": REGION,
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true",
-                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
             }
         )
         os.environ.pop("AWS_PROFILE", None)
@@ -113,7 +115,7 @@ class LocalStack:
         )
         # Functions share this process's environment, so each gets the union of the
         # template's variables (provision checks that they agree).
-        os.environ.update(cloud.environment)
+        os.environ.update({**cloud.environment, "POWERTOOLS_LOG_LEVEL": log_level})
         lambdas.reset()
 
         (api_function,) = (f for f in template.functions() if routes_from_events(f.events))
