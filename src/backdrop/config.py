@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ProviderName = Literal["picsart"]
+ProviderName = Literal["picsart", "photoroom"]
+PhotoroomModel = Literal["3", "background-studio-beta-2025-03-17", "2"]
 
 
 class Settings(BaseModel):
@@ -27,6 +28,11 @@ class Settings(BaseModel):
     default_count: int = Field(default=2, ge=1, le=10)
     picsart_api_url: str = "https://genai-api.picsart.io/v1"
     picsart_secret_name: str = Field(min_length=1)
+    photoroom_api_url: str = "https://image-api.photoroom.com"
+    photoroom_secret_name: str = Field(min_length=1)
+    photoroom_model: PhotoroomModel = "3"
+    # Photoroom makes one image per call: a job's calls run this many at a time.
+    photoroom_concurrency: int = Field(default=4, ge=1, le=10)
     # Timeout of one provider HTTP call; the workflow's task timeout must be larger.
     provider_timeout_seconds: float = Field(default=30.0, gt=0, le=120)
     # Polling: the first wait covers the provider's typical processing time, then short waits.

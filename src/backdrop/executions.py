@@ -36,7 +36,8 @@ def start_job(
         aws.client("stepfunctions").start_execution(
             stateMachineArn=settings.state_machine_arn,
             name=job_id,
-            input=json.dumps({"job_id": job_id}),
+            # The provider picks the workflow's path: submit-and-poll or generate at once.
+            input=json.dumps({"job_id": job_id, "provider": job.provider}),
         )
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":

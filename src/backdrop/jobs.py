@@ -4,8 +4,10 @@ only moves forward (queued -> running -> succeeded | failed) and retries are har
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -97,8 +99,9 @@ class JobStore:
             raise JobNotFound(job_id)
         return Job.model_validate(_from_item(answer["Item"]))
 
-    def mark_running(self, job_id: str, provider_job_id: str) -> None:
-        """Record the provider's id for the job; only a queued job can start."""
+    def mark_running(self, job_id: str, provider_job_id: str | None) -> None:
+        """Record the provider's id for the job (None for a synchronous provider); only a
+        queued job can start."""
         self._transition(
             job_id,
             allowed_from=(JobStatus.QUEUED,),
@@ -177,7 +180,9 @@ _deserializer = TypeDeserializer()
 
 
 def _to_attr(value: Any) -> dict[str, Any]:
-    return _serializer.serialize(value)  # type: ignore[no-any-return]
+    # DynamoDB numbers are Decimals; a JSON round trip turns every float into one.
+    exact = json.loads(json.dumps(value), parse_float=Decimal)
+    return _serializer.serialize(exact)  # type: ignore[no-any-return]
 
 
 def _to_item(data: dict[str, Any]) -> dict[str, Any]:

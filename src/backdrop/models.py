@@ -9,7 +9,7 @@ from urllib.parse import unquote_plus
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
-from backdrop.config import ProviderName
+from backdrop.config import PhotoroomModel, ProviderName
 
 ImageFormat = Literal["JPG", "PNG", "WEBP"]
 Trigger = Literal["api", "inbox"]
@@ -31,17 +31,13 @@ class JobStatus(StrEnum):
     FAILED = "failed"
 
 
-class GenerationOptions(BaseModel):
-    """What the provider is asked to make, once defaults are applied."""
-
-    prompt: str = Prompt
-    negative_prompt: str | None = Field(default=None, max_length=1000)
-    count: int = Field(default=2, ge=1, le=10)
-    format: ImageFormat = "JPG"
+ReferenceBox = Literal["subjectBox", "originalImage"]
+OUTPUT_SIZE_PATTERN = r"^(auto|originalImage|croppedSubject|[1-9][0-9]{0,3}x[1-9][0-9]{0,3})$"
+MAX_SEED = 2**32 - 1
 
 
 class ImageSource(BaseModel):
-    """The product photo: either a caller's URL or an object in the input bucket."""
+    """An image: either a caller's URL or an object in the input bucket."""
 
     url: str | None = None
     bucket: str | None = None
@@ -55,11 +51,35 @@ class ImageSource(BaseModel):
         return self
 
 
+class GuidanceSource(BaseModel):
+    """An image prompt: the image whose look the background should follow, and how much."""
+
+    image: ImageSource
+    scale: float = Field(default=0.6, ge=0, le=1)
+
+
+class GenerationOptions(BaseModel):
+    """What the provider is asked to make, once defaults are applied. Options a provider
+    does not support are refused at the API (providers/capabilities.py), never dropped."""
+
+    prompt: str = Prompt
+    negative_prompt: str | None = Field(default=None, max_length=1000)
+    count: int = Field(default=2, ge=1, le=10)
+    format: ImageFormat = "JPG"
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    expand_prompt: bool | None = None
+    guidance: GuidanceSource | None = None
+    model: PhotoroomModel | None = None
+    reference_box: ReferenceBox | None = None
+    output_size: str | None = Field(default=None, pattern=OUTPUT_SIZE_PATTERN)
+
+
 class ResultImage(BaseModel):
     index: int
     key: str
     content_type: str
     size: int
+    seed: int | None = None  # the seed the provider used, where it reports one
 
 
 class JobError(BaseModel):
@@ -84,6 +104,22 @@ class Job(BaseModel):
     expires_at: int
 
 
+class Guidance(BaseModel):
+    """An image prompt in a request: exactly one of image_url or image_key, and a weight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_url: AnyHttpUrl | None = Field(default=None, description="Public http(s) URL.")
+    image_key: str | None = Field(default=None, min_length=1, max_length=1024)
+    scale: float = Field(default=0.6, ge=0, le=1, description="How much the image weighs.")
+
+    @model_validator(mode="after")
+    def _exactly_one_image(self) -> Self:
+        if (self.image_url is None) == (self.image_key is None):
+            raise ValueError("give exactly one of image_url or image_key")
+        return self
+
+
 class GenerationRequest(BaseModel):
     """Body of POST /v1/generations."""
 
@@ -104,6 +140,19 @@ class GenerationRequest(BaseModel):
     negative_prompt: str | None = Field(default=None, max_length=1000)
     count: int | None = Field(default=None, ge=1, le=10, description="Images to generate.")
     format: ImageFormat = "JPG"
+    provider: ProviderName | None = Field(default=None, description="Defaults to the stack's.")
+    seed: int | None = Field(
+        default=None, ge=0, le=MAX_SEED, description="Repeatable results (Photoroom)."
+    )
+    expand_prompt: bool | None = Field(
+        default=None, description="Let the provider enrich the prompt (Photoroom)."
+    )
+    guidance: Guidance | None = Field(default=None, description="An image prompt (Photoroom).")
+    model: PhotoroomModel | None = Field(default=None, description="Model version (Photoroom).")
+    reference_box: ReferenceBox | None = Field(default=None, description="(Photoroom)")
+    output_size: str | None = Field(
+        default=None, pattern=OUTPUT_SIZE_PATTERN, description="auto, WxH, ... (Photoroom)"
+    )
 
     @model_validator(mode="after")
     def _exactly_one_image(self) -> Self:

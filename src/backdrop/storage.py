@@ -83,17 +83,54 @@ def copy_url_to_s3(
             content_type = response.headers.get("content-type", "").split(";")[0].strip()
             if not content_type.startswith("image/"):
                 content_type = default_type
-            reader = _StreamReader(response.iter_bytes(chunk_size=64 * 1024))
-            aws.client("s3").upload_fileobj(
-                io.BufferedReader(reader, buffer_size=256 * 1024),
-                bucket,
-                key,
-                ExtraArgs={"ContentType": content_type},
-                Config=_TRANSFER,
+            size = upload_stream(
+                response.iter_bytes(chunk_size=64 * 1024),
+                bucket=bucket,
+                key=key,
+                content_type=content_type,
             )
     except httpx.TransportError as exc:
         raise ProviderUnavailable(
             f"downloading a result failed ({type(exc).__name__})", provider=provider
         ) from exc
     index = int(key.rsplit("/", 1)[-1].split(".")[0])
-    return ResultImage(index=index, key=key, content_type=content_type, size=reader.size)
+    return ResultImage(index=index, key=key, content_type=content_type, size=size)
+
+
+def upload_stream(
+    chunks: Iterator[bytes],
+    *,
+    bucket: str,
+    key: str,
+    content_type: str,
+    metadata: dict[str, str] | None = None,
+) -> int:
+    """Write a stream of bytes to S3 in parts; returns the size written."""
+    reader = _StreamReader(chunks)
+    aws.client("s3").upload_fileobj(
+        io.BufferedReader(reader, buffer_size=256 * 1024),
+        bucket,
+        key,
+        ExtraArgs={"ContentType": content_type, "Metadata": metadata or {}},
+        Config=_TRANSFER,
+    )
+    return reader.size
+
+
+def describe_result(bucket: str, key: str, index: int) -> ResultImage:
+    """A stored result as the job records it (the seed travels in the object's metadata)."""
+    head = aws.client("s3").head_object(Bucket=bucket, Key=key)
+    seed = head.get("Metadata", {}).get("seed")
+    return ResultImage(
+        index=index,
+        key=key,
+        content_type=head["ContentType"],
+        size=head["ContentLength"],
+        seed=int(seed) if seed else None,
+    )
+
+
+def existing_keys(bucket: str, prefix: str) -> set[str]:
+    """Keys already under `prefix` (a retried task skips the work already done)."""
+    answer = aws.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return {item["Key"] for item in answer.get("Contents", [])}

@@ -4,6 +4,8 @@ the state machine (statemachine/generation.asl.json) decides the order, waits an
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -13,9 +15,18 @@ from aws_lambda_powertools.utilities import parameters
 from backdrop import events, storage
 from backdrop.config import Settings
 from backdrop.jobs import JobConflict, JobStore
-from backdrop.models import Job, JobError, JobStatus, PollState, ResultImage
+from backdrop.models import (
+    MAX_SEED,
+    ImageSource,
+    Job,
+    JobError,
+    JobStatus,
+    PollState,
+    ResultImage,
+)
 from backdrop.observability import logger
 from backdrop.providers import errors
+from backdrop.providers.photoroom import EditOptions, PhotoroomClient
 from backdrop.providers.picsart import PicsartClient
 
 # How long the provider may take to start fetching a photo from the input bucket.
@@ -29,13 +40,25 @@ def http_client(timeout: float) -> httpx.Client:
     return httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0), follow_redirects=True)
 
 
-def picsart(settings: Settings) -> PicsartClient:
+def _secret(name: str) -> str:
     # Powertools caches the secret for five minutes, so a rotated key is picked up soon.
-    api_key = parameters.get_secret(settings.picsart_secret_name, max_age=300)
+    return str(parameters.get_secret(name, max_age=300))
+
+
+def picsart(settings: Settings) -> PicsartClient:
     return PicsartClient(
-        str(api_key),
+        _secret(settings.picsart_secret_name),
         base_url=settings.picsart_api_url,
         http=http_client(settings.provider_timeout_seconds),
+    )
+
+
+def photoroom(settings: Settings) -> PhotoroomClient:
+    return PhotoroomClient(
+        _secret(settings.photoroom_secret_name),
+        base_url=settings.photoroom_api_url,
+        http=http_client(settings.provider_timeout_seconds),
+        default_model=settings.photoroom_model,
     )
 
 
@@ -54,24 +77,30 @@ def submit(job_id: str, *, settings: Settings, jobs: JobStore, client: PicsartCl
         negative_prompt=job.options.negative_prompt,
         count=job.options.count,
         format=job.options.format,
-        **_image(job),
+        **_image(job.source),
     )
     jobs.mark_running(job_id, provider_job_id)
     logger.info("job submitted", extra={"job_id": job_id, "provider_job_id": provider_job_id})
     return PollState(provider_job_id=provider_job_id, wait_seconds=first_wait)
 
 
-def _image(job: Job) -> dict[str, Any]:
+def _image(source: ImageSource) -> dict[str, Any]:
     """Ask the provider to fetch the image rather than passing bytes through the Lambda;
     only a presigned URL longer than Picsart accepts (long session tokens) sends the bytes."""
-    if job.source.url is not None:
-        return {"image_url": job.source.url}
-    assert job.source.bucket is not None
-    assert job.source.key is not None
-    url = storage.presigned_get(job.source.bucket, job.source.key, SOURCE_URL_SECONDS)
+    url = _url(source)
     if len(url) <= MAX_IMAGE_URL_LENGTH:
         return {"image_url": url}
-    return {"image": storage.read_object(job.source.bucket, job.source.key)}
+    assert source.bucket is not None
+    assert source.key is not None
+    return {"image": storage.read_object(source.bucket, source.key)}
+
+
+def _url(source: ImageSource) -> str:
+    if source.url is not None:
+        return source.url
+    assert source.bucket is not None
+    assert source.key is not None
+    return storage.presigned_get(source.bucket, source.key, SOURCE_URL_SECONDS)
 
 
 def poll(state: PollState, *, settings: Settings, client: PicsartClient) -> PollState:
@@ -116,6 +145,62 @@ def store(
     ]
     jobs.mark_succeeded(job_id, results)
     return results
+
+
+def generate(
+    job_id: str, *, settings: Settings, jobs: JobStore, client: PhotoroomClient
+) -> list[ResultImage]:
+    """The synchronous path: one call per image, a few at a time, each streamed into the
+    results bucket. A retried task regenerates only the images not stored yet, with the
+    same seeds, so no image is paid for twice."""
+    job = jobs.get(job_id)
+    if job.status is JobStatus.SUCCEEDED:
+        return job.results
+    if job.status is JobStatus.QUEUED:
+        jobs.mark_running(job_id, None)
+    options = job.options
+    seeds = _seeds(job)
+    keys = [storage.result_key(job_id, i, options.format) for i in range(options.count)]
+    done = storage.existing_keys(settings.results_bucket, f"results/{job_id}/")
+    image_url = _url(job.source)
+    edit = EditOptions(
+        prompt=options.prompt,
+        expand_prompt=options.expand_prompt,
+        negative_prompt=options.negative_prompt,
+        guidance_image_url=_url(options.guidance.image) if options.guidance else None,
+        guidance_scale=options.guidance.scale if options.guidance else None,
+        reference_box=options.reference_box,
+        output_size=options.output_size,
+        format=options.format,
+        model=options.model,
+    )
+
+    def make(index: int) -> ResultImage:
+        if keys[index] not in done:
+            with client.edit(
+                image_url=image_url, options=replace(edit, seed=seeds[index])
+            ) as image:
+                seed = image.seed if image.seed is not None else seeds[index]
+                storage.upload_stream(
+                    image.chunks,
+                    bucket=settings.results_bucket,
+                    key=keys[index],
+                    content_type=image.content_type,
+                    metadata={"seed": str(seed)},
+                )
+        return storage.describe_result(settings.results_bucket, keys[index], index)
+
+    with ThreadPoolExecutor(max_workers=settings.photoroom_concurrency) as pool:
+        results = list(pool.map(make, range(options.count)))
+    jobs.mark_succeeded(job_id, results)
+    return results
+
+
+def _seeds(job: Job) -> list[int]:
+    """Distinct seeds, one per image: from the caller's seed, else from the job id, so a
+    retry asks for exactly the images it asked for before."""
+    base = job.options.seed if job.options.seed is not None else int(job.id[:8], 16)
+    return [(base + i) % (MAX_SEED + 1) for i in range(job.options.count)]
 
 
 # Errors raised by the state machine itself rather than by our code.

@@ -77,12 +77,16 @@ def test_sample_request_creates_a_queued_job(stack: Stack, picsart: respx.MockRo
     assert status == 202
     assert body["status"] == "queued"
     job = stack.job(str(body["id"]))
-    assert job["options"] == {
-        "prompt": "a marble kitchen counter in morning light",
-        "negative_prompt": None,
-        "count": 3,
-        "format": "PNG",
-    }
+    assert (
+        job["options"]
+        | {
+            "prompt": "a marble kitchen counter in morning light",
+            "negative_prompt": None,
+            "count": 3,
+            "format": "PNG",
+        }
+        == job["options"]
+    )
     assert job["source"]["url"] == "https://images.example.com/products/mug.png"
 
 

@@ -20,6 +20,7 @@ SETTINGS = Settings(
     event_bus_name="bus",
     default_prompt="studio",
     picsart_secret_name="secret",
+    photoroom_secret_name="secret2",
 )
 
 

@@ -56,7 +56,7 @@ def _resources(transformed: dict[str, Any], kind: str) -> dict[str, dict[str, An
 
 def test_sam_transform_gives_the_expected_resources(transformed: dict[str, Any]) -> None:
     functions = _resources(transformed, "AWS::Lambda::Function")
-    assert len(functions) == 7
+    assert len(functions) == 8
     for function in functions.values():
         assert function["Properties"]["Runtime"] == "python3.13"
         assert function["Properties"]["Architectures"] == ["arm64"]
@@ -106,11 +106,12 @@ def test_template_environment_is_exactly_the_settings(monkeypatch: pytest.Monkey
 
 
 def test_every_handler_imports_and_is_callable(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in Settings.model_fields:
-        monkeypatch.setenv(name.upper(), "1" if "seconds" in name or "count" in name else "x")
-    monkeypatch.setenv("DEFAULT_PROVIDER", "picsart")
-    monkeypatch.setenv("POLL_MAX_ATTEMPTS", "3")
-    monkeypatch.setenv("JOB_TTL_DAYS", "3")
+    # The template's own defaults, with a stand-in for every resource name.
+    defaults = TEMPLATE.parameter_defaults()
+    for spec in TEMPLATE.functions():
+        for key, value in spec.environment.items():
+            ref = value.get("Ref") if isinstance(value, dict) else None
+            monkeypatch.setenv(key, defaults.get(ref, "resource-name") if ref else str(value))
     lambdas.reset()
     try:
         for spec in TEMPLATE.functions():

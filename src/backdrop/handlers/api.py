@@ -10,12 +10,14 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import AnyHttpUrl
 
 from backdrop import executions
 from backdrop.config import get_settings
 from backdrop.jobs import JOB_ID_PATTERN, JobNotFound, JobStore, new_job_id
-from backdrop.models import GenerationOptions, GenerationRequest, ImageSource
+from backdrop.models import GenerationOptions, GenerationRequest, GuidanceSource, ImageSource
 from backdrop.observability import logger, tracer
+from backdrop.providers import capabilities
 
 settings = get_settings()
 jobs = JobStore(settings)
@@ -51,25 +53,54 @@ def _not_found(exc: JobNotFound) -> Response[Any]:
     return _error(HTTPStatus.NOT_FOUND, "not_found", "no generation has this id")
 
 
+class UnsupportedOptions(Exception):
+    def __init__(self, problems: list[capabilities.Unsupported]) -> None:
+        super().__init__("unsupported options")
+        self.problems = problems
+
+
+@app.exception_handler(UnsupportedOptions)  # type: ignore[untyped-decorator]
+def _unsupported(exc: UnsupportedOptions) -> Response[Any]:
+    details = [{"field": p.field, "reason": p.reason} for p in exc.problems]
+    message = "the provider cannot honour every option asked for"
+    return _error(HTTPStatus.UNPROCESSABLE_ENTITY, "unsupported_option", message, details)
+
+
+def _source(url: AnyHttpUrl | None, key: str | None) -> ImageSource:
+    if url is not None:
+        return ImageSource(url=str(url))
+    return ImageSource(bucket=settings.input_bucket, key=key)
+
+
 @app.post("/v1/generations")
 def create_generation(request: GenerationRequest) -> Response[Any]:
-    if request.image_url is not None:
-        source = ImageSource(url=str(request.image_url))
-    else:
-        source = ImageSource(bucket=settings.input_bucket, key=request.image_key)
+    provider = request.provider or settings.default_provider
+    problems = capabilities.unsupported(provider, request, photoroom_model=settings.photoroom_model)
+    if problems:
+        raise UnsupportedOptions(problems)
+    guidance = None
+    if request.guidance is not None:
+        image = _source(request.guidance.image_url, request.guidance.image_key)
+        guidance = GuidanceSource(image=image, scale=request.guidance.scale)
     options = GenerationOptions(
         prompt=request.prompt or settings.default_prompt,
         negative_prompt=request.negative_prompt,
         count=request.count or settings.default_count,
         format=request.format,
+        seed=request.seed,
+        expand_prompt=request.expand_prompt,
+        guidance=guidance,
+        model=request.model,
+        reference_box=request.reference_box,
+        output_size=request.output_size,
     )
     job = executions.start_job(
         settings=settings,
         jobs=jobs,
         job_id=new_job_id(),
         trigger="api",
-        provider=settings.default_provider,
-        source=source,
+        provider=provider,
+        source=_source(request.image_url, request.image_key),
         options=options,
     )
     return Response(

@@ -30,9 +30,11 @@ def _stack_arguments(parser: argparse.ArgumentParser, *, api_port: int) -> None:
     parser.add_argument("--emulator-port", type=int, default=0, help="emulator port (0: free)")
     parser.add_argument(
         "--provider",
-        choices=["emulator", "picsart"],
-        default="emulator",
-        help="emulator (default) or the real Picsart API (needs PICSART_API_KEY)",
+        action="append",
+        default=[],
+        choices=["picsart", "photoroom"],
+        help="use this provider's real API, with the key in PICSART_API_KEY or "
+        "PHOTOROOM_API_KEY (repeatable); the others stay emulated",
     )
     parser.add_argument("--api-key", help="API key to require (default: a random one, printed)")
     parser.add_argument(
@@ -60,7 +62,7 @@ def _options(args: argparse.Namespace, events_file: Path | None) -> Any:
         api_port=args.port,
         aws_port=args.aws_port,
         emulator_port=args.emulator_port,
-        provider=args.provider,
+        real_providers=tuple(args.provider),
         api_key=args.api_key,
         parameters=_pairs(args.param),
         emulator=emulator,

@@ -31,7 +31,6 @@ class LocalCloud:
     inbox_queue_url: str
     inbox_dlq_url: str
     state_machine_arn: str
-    picsart_secret_arn: str
     events_queue_url: str
     functions: dict[str, str]  # logical id -> function name
     environment: dict[str, str] = field(default_factory=dict)
@@ -52,10 +51,11 @@ def _dummy_zip() -> bytes:
 def provision(
     *,
     parameters: dict[str, str] | None = None,
-    picsart_api_key: str = "local-emulator-key",
+    secrets: dict[str, str] | None = None,
     template: Template | None = None,
 ) -> LocalCloud:
-    """Create every resource; `parameters` override the template's defaults."""
+    """Create every resource; `parameters` override the template's defaults, `secrets`
+    gives secret values by logical id (default: a key the emulator accepts)."""
     template = template or Template()
     params = {**template.parameter_defaults(), **(parameters or {})}
     refs: dict[str, str] = {**params, "AWS::AccountId": ACCOUNT, "AWS::Region": REGION}
@@ -115,7 +115,8 @@ def provision(
 
     for logical_id in template.of_type("AWS::SecretsManager::Secret"):
         arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
-            Name=_name(logical_id), SecretString=picsart_api_key
+            Name=_name(logical_id),
+            SecretString=(secrets or {}).get(logical_id, "local-emulator-key"),
         )["ARN"]
         refs[logical_id] = arn
 
@@ -163,7 +164,6 @@ def provision(
         inbox_queue_url=refs[inbox_queue],
         inbox_dlq_url=refs[dlq],
         state_machine_arn=refs[sm_logical_id],
-        picsart_secret_arn=environment["PICSART_SECRET_NAME"],
         events_queue_url=events_queue_url,
         functions=functions,
         environment=environment,

@@ -13,13 +13,14 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import boto3
 import httpx
 from moto.server import ThreadedMotoServer
 
 from backdrop import aws
+from backdrop.config import ProviderName
 from backdrop.local import lambdas
 from backdrop.local.api_front import ApiFront, routes_from_events
 from backdrop.local.cloud import ACCOUNT, REGION, LocalCloud, provision
@@ -27,6 +28,7 @@ from backdrop.local.emulator import EmulatorSettings, ProviderEmulator
 from backdrop.local.pollers import EventLog, QueuePoller, batch_failures, sqs_event
 from backdrop.local.template import Template
 
+PROVIDERS = get_args(ProviderName)
 # Quiet, local-friendly defaults; anything here can be overridden with --param.
 LOCAL_PARAMETERS = {"PollFirstWaitSeconds": "2", "PollIntervalSeconds": "1"}
 
@@ -37,7 +39,8 @@ class StackOptions:
     api_port: int = 3000
     aws_port: int = 0
     emulator_port: int = 0
-    provider: str = "emulator"  # or "picsart": the real API, with PICSART_API_KEY
+    # Providers whose real API is used (key from <NAME>_API_KEY); the others are emulated.
+    real_providers: tuple[str, ...] = ()
     api_key: str | None = None
     parameters: dict[str, str] = field(default_factory=dict)
     emulator: EmulatorSettings = field(default_factory=EmulatorSettings)
@@ -97,22 +100,31 @@ class LocalStack:
         lambdas.install()
 
         parameters = {**LOCAL_PARAMETERS, **options.parameters}
-        if options.provider == "emulator":
+        secrets: dict[str, str] = {}
+        if set(PROVIDERS) - set(options.real_providers):
             self.emulator = ProviderEmulator(
                 options.emulator, host=options.host, port=options.emulator_port
             )
             self.emulator.start()
             self._stoppers.append(self.emulator)
-            parameters.setdefault("PicsartApiUrl", self.emulator.picsart_base_url)
-            picsart_key = "local-emulator-key"
-        else:
-            picsart_key = os.environ.get("PICSART_API_KEY", "")
-            if not picsart_key:
-                raise SystemExit("--provider picsart needs PICSART_API_KEY in the environment")
+        for name in PROVIDERS:
+            # Template names follow the provider: PicsartApiUrl, PicsartApiKeySecret, ...
+            title = name.title()
+            if name in options.real_providers:
+                key = os.environ.get(f"{name.upper()}_API_KEY", "")
+                if not key:
+                    raise SystemExit(f"--provider {name} needs {name.upper()}_API_KEY")
+            else:
+                assert self.emulator is not None
+                key = "local-emulator-key"
+                urls = {
+                    "picsart": self.emulator.picsart_base_url,
+                    "photoroom": self.emulator.photoroom_base_url,
+                }
+                parameters.setdefault(f"{title}ApiUrl", urls[name])
+            secrets[f"{title}ApiKeySecret"] = key
 
-        self.cloud = cloud = provision(
-            parameters=parameters, picsart_api_key=picsart_key, template=template
-        )
+        self.cloud = cloud = provision(parameters=parameters, secrets=secrets, template=template)
         # Functions share this process's environment, so each gets the union of the
         # template's variables (provision checks that they agree).
         os.environ.update({**cloud.environment, "POWERTOOLS_LOG_LEVEL": log_level})
@@ -159,7 +171,8 @@ class LocalStack:
             "event_bus": cloud.event_bus,
             "inbox_dead_letter_queue_url": cloud.inbox_dlq_url,
             "events_file": str(options.events_file) if options.events_file else None,
-            "provider": options.provider,
+            "provider": "+".join(options.real_providers) or "emulator",
+            "real_providers": list(options.real_providers),
             "emulator_url": self.emulator.base_url if self.emulator else None,
         }
         return self.ready
