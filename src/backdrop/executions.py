@@ -7,7 +7,7 @@ import json
 
 from botocore.exceptions import ClientError
 
-from backdrop import aws
+from backdrop import aws, events
 from backdrop.config import ProviderName, Settings
 from backdrop.jobs import JobStore
 from backdrop.models import GenerationOptions, ImageSource, Job, JobError, JobStatus, Trigger
@@ -47,4 +47,32 @@ def start_job(
             job_id, JobError(code="start_failed", message="the workflow could not be started")
         )
         raise
+    return job
+
+
+def reject_job(
+    *,
+    settings: Settings,
+    jobs: JobStore,
+    job_id: str,
+    trigger: Trigger,
+    source: ImageSource,
+    options: GenerationOptions,
+    error: JobError,
+) -> Job:
+    """Record a job that cannot start (bad options) as failed, and announce it like any
+    other failure. Repeating it changes nothing and announces nothing again."""
+    job, _ = jobs.create(
+        job_id=job_id,
+        trigger=trigger,
+        provider=settings.default_provider,
+        source=source,
+        options=options,
+    )
+    if job.status is not JobStatus.QUEUED:
+        return job
+    job = jobs.mark_failed(job_id, error)
+    events.publish_outcome(
+        job, bus_name=settings.event_bus_name, results_bucket=settings.results_bucket
+    )
     return job

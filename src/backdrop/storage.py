@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
 
 from backdrop import aws
 from backdrop.models import FORMATS, ResultImage
@@ -30,6 +31,18 @@ def presigned_get(bucket: str, key: str, expires_in: int) -> str:
             "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
         )
     )
+
+
+def object_metadata(bucket: str, key: str, version_id: str | None) -> dict[str, str] | None:
+    """The object's user metadata (x-amz-meta-*), or None if it no longer exists."""
+    extra = {"VersionId": version_id} if version_id else {}
+    try:
+        head = aws.client("s3").head_object(Bucket=bucket, Key=key, **extra)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NoSuchVersion"):
+            return None
+        raise
+    return dict(head.get("Metadata", {}))
 
 
 def read_object(bucket: str, key: str) -> bytes:

@@ -101,9 +101,13 @@ def test_test_events_folder_markers_and_empty_objects_start_nothing(stack: Stack
 def test_a_bad_record_fails_alone(stack: Stack, picsart: respx.MockRouter) -> None:
     # Given a batch with one good notification and one that is not JSON
     event = load_event("inbox-sqs-s3")
+    put = boto3.client("s3", region_name=REGION).put_object(
+        Bucket=stack.cloud.input_bucket, Key="inbox/summer sale/red mug.png", Body=PNG
+    )
     good = event["Records"][0]
     body = json.loads(good["body"])
     body["Records"][0]["s3"]["bucket"]["name"] = stack.cloud.input_bucket
+    body["Records"][0]["s3"]["object"]["versionId"] = put["VersionId"]
     good["body"] = json.dumps(body)
     bad = {**good, "messageId": "bad-1", "body": "not json"}
     event["Records"] = [good, bad]
@@ -114,3 +118,46 @@ def test_a_bad_record_fails_alone(stack: Stack, picsart: respx.MockRouter) -> No
     assert error is None
     assert payload == {"batchItemFailures": [{"itemIdentifier": "bad-1"}]}
     assert len(stack.executions()) == 1
+
+
+def test_metadata_picks_the_provider_per_image(stack: Stack, picsart: respx.MockRouter) -> None:
+    edit = picsart.get("https://image-api.photoroom.com/v2/edit").respond(
+        200, content=PNG, headers={"content-type": "image/jpeg", "pr-ai-background-seed": "1"}
+    )
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(
+        Bucket=stack.cloud.input_bucket,
+        Key="inbox/cup.png",
+        Body=PNG,
+        Metadata={"provider": "photoroom"},
+    )
+
+    _deliver(stack, _notifications(stack))
+
+    (execution,) = stack.executions()
+    assert stack.wait_for_execution(execution["name"])["status"] == "SUCCEEDED"
+    job = stack.job(execution["name"])
+    assert job["provider"] == "photoroom"
+    assert edit.call_count == 2
+
+
+def test_an_unknown_provider_fails_the_job_visibly(stack: Stack) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(
+        Bucket=stack.cloud.input_bucket,
+        Key="inbox/cup.png",
+        Body=PNG,
+        Metadata={"provider": "dalle"},
+    )
+    messages = _notifications(stack)
+
+    assert _deliver(stack, messages) == set()
+    assert _deliver(stack, messages) == set()  # redelivered: still one job, one event
+
+    assert stack.executions() == []
+    (event,) = stack.published_events()
+    assert event["detail-type"] == "Generation Failed"
+    job = stack.job(event["detail"]["job_id"])
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "invalid_option"
+    assert "'dalle'" in job["error"]["message"]

@@ -116,8 +116,9 @@ def _submit(ready: dict[str, Any], output: Path) -> list[_Tracked]:
     tracked: list[_Tracked] = []
     with _api(ready) as api:
         for name, data in _samples():
-            for trigger in ("api", "inbox"):
-                folder = output / f"{trigger}-{name}"
+            # Through the API with each provider, and through the inbox (stack's default).
+            for trigger, provider in (("api", "picsart"), ("api", "photoroom"), ("inbox", None)):
+                folder = output / "-".join(filter(None, (trigger, provider, name)))
                 shutil.rmtree(folder, ignore_errors=True)  # no results left from an older run
                 folder.mkdir()
                 (folder / "input.png").write_bytes(data)
@@ -126,13 +127,19 @@ def _submit(ready: dict[str, Any], output: Path) -> list[_Tracked]:
                 item = _Tracked(view=view, source_key=key, submitted=time.monotonic())
                 tracked.append(item)
                 s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="image/png")
-                if trigger == "api":
-                    _post(api, item, PROMPTS.get(name, FALLBACK_PROMPT))
+                if provider is not None:
+                    _post(api, item, PROMPTS.get(name, FALLBACK_PROMPT), provider)
     return tracked
 
 
-def _post(api: httpx.Client, item: _Tracked, prompt: str) -> None:
-    body = {"image_key": item.source_key, "prompt": prompt, "count": 2, "format": "JPG"}
+def _post(api: httpx.Client, item: _Tracked, prompt: str, provider: str) -> None:
+    body = {
+        "image_key": item.source_key,
+        "prompt": prompt,
+        "count": 2,
+        "format": "JPG",
+        "provider": provider,
+    }
     item.view.prompt = prompt
     answer = api.post("/v1/generations", json=body)
     if answer.status_code == 202:
@@ -219,7 +226,7 @@ def _collect(ready: dict[str, Any], item: _Tracked, output: Path) -> DemoJob:
         started = datetime.fromisoformat(job["created_at"])
         view.queued_seconds = (datetime.fromisoformat(job["updated_at"]) - started).total_seconds()
     s3 = aws_client(ready, "s3")
-    folder = output / f"{view.trigger}-{view.name}"
+    folder = output / Path(view.input_path).parent
     for n, result in enumerate(job.get("results", []), 1):
         target = folder / f"{n}{Path(result['key']).suffix}"
         try:
@@ -232,11 +239,12 @@ def _collect(ready: dict[str, Any], item: _Tracked, output: Path) -> DemoJob:
 
 
 def _print_summary(jobs: list[DemoJob]) -> None:
-    header = ("job", "trigger", "status", "images", "seconds", "job id")
+    header = ("job", "trigger", "provider", "status", "images", "seconds", "job id")
     rows = [
         (
             job.name,
             job.trigger,
+            job.provider or "-",
             job.status if job.succeeded else f"{job.status} ({job.error_code})",
             str(len(job.result_paths)),
             "-" if job.waited_seconds is None else f"{job.waited_seconds:.1f}",

@@ -75,7 +75,11 @@ class EmulatorApp:
         except (NotFound, MethodNotAllowed) as error:
             return self._unrouted(request, error)
         except HTTPException as error:
-            return json_response({"error": error.description}, error.code or 500)
+            # Answered in the shape of the provider the path belongs to.
+            status, detail = error.code or 500, str(error.description)
+            if request.path.startswith(PHOTOROOM_PREFIX):
+                return PhotoroomError(status, detail).response()
+            return json_response({"code": status, "message": error.name, "detail": detail}, status)
         except Exception as error:  # an emulator bug: say so loudly, in the provider's shape
             logger.exception("emulator failure on %s %s", request.method, request.path)
             detail = f"Provider emulator failure: {type(error).__name__}: {error}"
