@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from backdrop.config import PhotoroomModel, ProviderName
 from backdrop.models import GenerationRequest
+from backdrop.providers.photoroom import NEGATIVE_PROMPT_MODELS
 
 # Request fields only some providers take (the image, prompt, count and format all do).
 OPTIONAL_FIELDS = (
@@ -22,8 +23,6 @@ SUPPORTED: dict[ProviderName, frozenset[str]] = {
     "picsart": frozenset({"negative_prompt"}),
     "photoroom": frozenset(OPTIONAL_FIELDS),
 }
-# Photoroom honours a negative prompt with its model 2 only.
-NEGATIVE_PROMPT_MODELS: frozenset[str] = frozenset({"2"})
 
 
 @dataclass(frozen=True)

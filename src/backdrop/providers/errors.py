@@ -84,3 +84,36 @@ class ResultUnavailable(ProviderError):
     """A finished result could not be downloaded (expired or missing URL)."""
 
     code = "result_unavailable"
+
+
+# Statuses meaning "this request will never work as sent".
+_REJECTED = frozenset({400, 404, 405, 413, 415, 422, 431})
+
+
+def from_status(
+    status: int,
+    *,
+    provider: str,
+    label: str,
+    detail: str | None,
+    retry_after: float | None,
+    secret: str = "",
+) -> ProviderError:
+    """The one mapping from a provider's HTTP status to a typed error, for every provider.
+    The provider's detail is kept for the job's message, with the key masked should an
+    answer echo it."""
+    if detail and secret:
+        detail = detail.replace(secret, "[redacted]")
+    message = f"{label} answered {status}" + (f": {detail}" if detail else "")
+    if status == 429:
+        return ProviderThrottled(message, provider=provider, retry_after=retry_after, detail=detail)
+    kind: type[ProviderError] = ProviderProtocolError
+    if status in (401, 403):
+        kind = ProviderAuthError
+    elif status == 402:
+        kind = ProviderQuotaExceeded
+    elif status in _REJECTED:
+        kind = ProviderRejected
+    elif status == 408 or status >= 500:
+        kind = ProviderUnavailable
+    return kind(message, provider=provider, status=status, detail=detail)

@@ -28,10 +28,8 @@ from backdrop.providers.errors import (
     ProviderAuthError,
     ProviderError,
     ProviderProtocolError,
-    ProviderQuotaExceeded,
-    ProviderRejected,
-    ProviderThrottled,
     ProviderUnavailable,
+    from_status,
 )
 
 NAME = "photoroom"
@@ -55,7 +53,6 @@ _LOGGED_HEADERS = {
     "x-uncertainty-score": "uncertainty",
     "pr-unsupported-attributes": "unsupported",
 }
-_REJECTED = {400, 404, 413, 415, 422}
 _EXPAND = {True: "ai.auto", False: "ai.never"}
 # The part's content type is a hint only; a known one is what curl's `@file.png` sends.
 _IMAGE_SIGNATURES = (
@@ -217,27 +214,16 @@ class PhotoroomClient:
 
 
 def error_from_response(response: httpx.Response, *, secret: str = "") -> ProviderError:
-    """The one place that turns a Photoroom status code into a typed error. The provider's
-    detail is kept for the job's message, with the key masked should an answer echo it.
+    """The one place that reads a Photoroom error answer; the mapping is shared.
     The response's body must have been read."""
-    status = response.status_code
-    detail = _detail(response)
-    if detail and secret:
-        detail = detail.replace(secret, "[redacted]")
-    message = f"Photoroom answered {status}" + (f": {detail}" if detail else "")
-    if status == 429:
-        return ProviderThrottled(
-            message, provider=NAME, retry_after=_retry_after(response), detail=detail
-        )
-    if status in (401, 403):
-        return ProviderAuthError(message, provider=NAME, status=status, detail=detail)
-    if status == 402:
-        return ProviderQuotaExceeded(message, provider=NAME, status=status, detail=detail)
-    if status in _REJECTED:
-        return ProviderRejected(message, provider=NAME, status=status, detail=detail)
-    if status == 408 or status >= 500:
-        return ProviderUnavailable(message, provider=NAME, status=status, detail=detail)
-    return ProviderProtocolError(message, provider=NAME, status=status, detail=detail)
+    return from_status(
+        response.status_code,
+        provider=NAME,
+        label="Photoroom",
+        detail=_detail(response),
+        retry_after=_retry_after(response),
+        secret=secret,
+    )
 
 
 def _fields(options: EditOptions) -> dict[str, str]:

@@ -18,10 +18,8 @@ from backdrop.providers.errors import (
     ProviderError,
     ProviderJobFailed,
     ProviderProtocolError,
-    ProviderQuotaExceeded,
-    ProviderRejected,
-    ProviderThrottled,
     ProviderUnavailable,
+    from_status,
 )
 
 NAME = "picsart"
@@ -36,7 +34,6 @@ _LOGGED_HEADERS = {
     "x-picsart-ratelimit-reset-time": "ratelimit_reset_time",
     "x-picsart-credit-available": "credit_available",
 }
-_REJECTED = {400, 404, 405, 413, 415, 422, 431}
 
 
 class _Answer(BaseModel):
@@ -190,26 +187,15 @@ class PicsartClient:
 
 
 def error_from_response(response: httpx.Response, *, secret: str = "") -> ProviderError:
-    """The one place that turns a Picsart status code into a typed error. The provider's
-    detail is kept for the job's message, with the key masked should an answer echo it."""
-    status = response.status_code
-    detail = _detail(response)
-    if detail and secret:
-        detail = detail.replace(secret, "[redacted]")
-    message = f"Picsart answered {status}" + (f": {detail}" if detail else "")
-    if status == 429:
-        return ProviderThrottled(
-            message, provider=NAME, retry_after=_reset_time(response), detail=detail
-        )
-    if status in (401, 403):
-        return ProviderAuthError(message, provider=NAME, status=status, detail=detail)
-    if status == 402:
-        return ProviderQuotaExceeded(message, provider=NAME, status=status, detail=detail)
-    if status in _REJECTED:
-        return ProviderRejected(message, provider=NAME, status=status, detail=detail)
-    if status == 408 or status >= 500:
-        return ProviderUnavailable(message, provider=NAME, status=status, detail=detail)
-    return ProviderProtocolError(message, provider=NAME, status=status, detail=detail)
+    """The one place that reads a Picsart error answer; the mapping is shared."""
+    return from_status(
+        response.status_code,
+        provider=NAME,
+        label="Picsart",
+        detail=_detail(response),
+        retry_after=_reset_time(response),
+        secret=secret,
+    )
 
 
 def _detail(response: httpx.Response) -> str | None:
