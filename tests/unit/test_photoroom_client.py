@@ -644,18 +644,20 @@ def _http_date(seconds_from_now: float) -> str:
     [
         pytest.param({"Retry-After": "7"}, 7.0, 7.0, id="seconds"),
         pytest.param({"Retry-After": "1.5"}, 1.5, 1.5, id="fractional"),
-        pytest.param({"Retry-After": _http_date(120)}, 100.0, 121.0, id="http-date"),
-        pytest.param({"Retry-After": _http_date(-60)}, 0.0, 0.0, id="past-date"),
+        # Dates are made when the test runs (a date made at collection goes stale).
+        pytest.param({"Retry-After": 120}, 100.0, 121.0, id="http-date"),
+        pytest.param({"Retry-After": -60}, 0.0, 0.0, id="past-date"),
     ],
 )
 def test_throttled_carries_retry_after(
     router: respx.MockRouter,
     client: PhotoroomClient,
-    headers: dict[str, str],
+    headers: dict[str, str | int],
     low: float,
     high: float,
 ) -> None:
-    router.get(EDIT_URL).respond(429, json={"error": {"message": "slow down"}}, headers=headers)
+    sent = {k: _http_date(v) if isinstance(v, int) else v for k, v in headers.items()}
+    router.get(EDIT_URL).respond(429, json={"error": {"message": "slow down"}}, headers=sent)
     with pytest.raises(ProviderThrottled) as caught:
         read_all(client)
     assert caught.value.retry_after is not None
