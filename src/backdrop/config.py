@@ -34,10 +34,10 @@ class Settings(BaseModel):
     # Photoroom makes one image per call: a job's calls run this many at a time.
     photoroom_concurrency: int = Field(default=4, ge=1, le=10)
     # Timeout of one provider HTTP call; the workflow's task timeout must be larger.
-    provider_timeout_seconds: float = Field(default=30.0, gt=0, le=120)
+    provider_timeout_seconds: float = Field(default=30.0, gt=0, le=45)
     # Polling: the first wait covers the provider's typical processing time, then short waits.
     poll_first_wait_seconds: int = Field(default=8, ge=0, le=300)
-    poll_interval_seconds: int = Field(default=3, ge=0, le=300)
+    poll_interval_seconds: int = Field(default=3, ge=0, le=60)
     poll_max_attempts: int = Field(default=60, ge=1, le=1000)
     job_ttl_days: int = Field(default=90, ge=1, le=3650)
 

@@ -30,8 +30,9 @@ def start_job(
     if not created and job.status is not JobStatus.QUEUED:
         logger.info("job already started", extra={"job_id": job_id, "status": job.status.value})
         return job
-    # A queued job that exists already may be one whose start failed half-way: start it
-    # again; the execution name makes a second start a no-op.
+    # A queued job that exists already is one whose start failed half-way: start it again
+    # (the execution name makes a second start a no-op). Any other failure is raised with
+    # the job left queued, so a redelivery starts it; the API fails it (fail_job).
     try:
         aws.client("stepfunctions").start_execution(
             stateMachineArn=settings.state_machine_arn,
@@ -43,10 +44,17 @@ def start_job(
         if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
             logger.info("execution already exists", extra={"job_id": job_id})
             return job
-        jobs.mark_failed(
-            job_id, JobError(code="start_failed", message="the workflow could not be started")
-        )
         raise
+    return job
+
+
+def fail_job(*, settings: Settings, jobs: JobStore, job_id: str, error: JobError) -> Job:
+    """Fail a job that never reached the workflow, and announce it as the workflow would.
+    Calling it again announces again: events are at-least-once, a lost one is worse."""
+    job = jobs.mark_failed(job_id, error)
+    events.publish_outcome(
+        job, bus_name=settings.event_bus_name, results_bucket=settings.results_bucket
+    )
     return job
 
 
@@ -61,7 +69,7 @@ def reject_job(
     error: JobError,
 ) -> Job:
     """Record a job that cannot start (bad options) as failed, and announce it like any
-    other failure. Repeating it changes nothing and announces nothing again."""
+    other failure. A redelivery announces it again, in case the first announcement failed."""
     job, _ = jobs.create(
         job_id=job_id,
         trigger=trigger,
@@ -69,10 +77,6 @@ def reject_job(
         source=source,
         options=options,
     )
-    if job.status is not JobStatus.QUEUED:
+    if job.status not in (JobStatus.QUEUED, JobStatus.FAILED):
         return job
-    job = jobs.mark_failed(job_id, error)
-    events.publish_outcome(
-        job, bus_name=settings.event_bus_name, results_bucket=settings.results_bucket
-    )
-    return job
+    return fail_job(settings=settings, jobs=jobs, job_id=job_id, error=error)

@@ -25,11 +25,11 @@ def result_key(job_id: str, index: int, image_format: str) -> str:
     return f"results/{job_id}/{index}.{extension}"
 
 
-def presigned_get(bucket: str, key: str, expires_in: int) -> str:
+def presigned_get(bucket: str, key: str, expires_in: int, version_id: str | None = None) -> str:
+    # The version pins the job to the bytes it was created for, whatever came after.
+    params = {"Bucket": bucket, "Key": key} | ({"VersionId": version_id} if version_id else {})
     return str(
-        aws.client("s3").generate_presigned_url(
-            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
-        )
+        aws.client("s3").generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
     )
 
 
@@ -45,8 +45,9 @@ def object_metadata(bucket: str, key: str, version_id: str | None) -> dict[str, 
     return dict(head.get("Metadata", {}))
 
 
-def read_object(bucket: str, key: str) -> bytes:
-    return bytes(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+def read_object(bucket: str, key: str, version_id: str | None = None) -> bytes:
+    extra = {"VersionId": version_id} if version_id else {}
+    return bytes(aws.client("s3").get_object(Bucket=bucket, Key=key, **extra)["Body"].read())
 
 
 class _StreamReader(io.RawIOBase):
@@ -79,7 +80,8 @@ def copy_url_to_s3(
     """Stream one result from the provider into the results bucket."""
     _, default_type = FORMATS[image_format]
     try:
-        with http.stream("GET", url) as response:
+        # Result URLs may redirect to a CDN; they carry no key, so following is safe.
+        with http.stream("GET", url, follow_redirects=True) as response:
             if response.status_code in (403, 404, 410):
                 raise ResultUnavailable(
                     f"result {key.rsplit('/', 1)[-1]} is no longer downloadable "

@@ -36,8 +36,9 @@ MAX_IMAGE_URL_LENGTH = 2083  # Picsart's limit on image_url
 
 @cache
 def http_client(timeout: float) -> httpx.Client:
-    """One connection pool per container for provider calls and result downloads."""
-    return httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0), follow_redirects=True)
+    """One connection pool per container for provider calls and result downloads. No
+    redirects: httpx would carry the provider's key header to wherever one points."""
+    return httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
 
 
 def _secret(name: str) -> str:
@@ -92,7 +93,7 @@ def _image(source: ImageSource) -> dict[str, Any]:
         return {"image_url": url}
     assert source.bucket is not None
     assert source.key is not None
-    return {"image": storage.read_object(source.bucket, source.key)}
+    return {"image": storage.read_object(source.bucket, source.key, source.version_id)}
 
 
 def _url(source: ImageSource) -> str:
@@ -100,7 +101,9 @@ def _url(source: ImageSource) -> str:
         return source.url
     assert source.bucket is not None
     assert source.key is not None
-    return storage.presigned_get(source.bucket, source.key, SOURCE_URL_SECONDS)
+    return storage.presigned_get(
+        source.bucket, source.key, SOURCE_URL_SECONDS, version_id=source.version_id
+    )
 
 
 def poll(state: PollState, *, settings: Settings, client: PicsartClient) -> PollState:
@@ -205,8 +208,7 @@ def _seeds(job: Job) -> list[int]:
 
 # Errors raised by the state machine itself rather than by our code.
 _STATES_ERRORS = {
-    "States.Timeout": ("timeout", "the generation took longer than the workflow allows"),
-    "States.HeartbeatTimeout": ("timeout", "a workflow task stopped responding"),
+    "States.Timeout": ("timeout", "a workflow step ran past its time limit"),
 }
 _KNOWN = {cls.__name__: cls.code for cls in errors.ProviderError.__subclasses__()}
 

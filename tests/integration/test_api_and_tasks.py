@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import httpx
 import pytest
 import respx
 
-from backdrop import workflow
+from backdrop import executions, workflow
+from backdrop.config import get_settings
+from backdrop.jobs import JobStore, source_job_id
+from backdrop.local import lambdas
 from backdrop.local.cloud import REGION
+from backdrop.models import GenerationOptions, ImageSource
 from tests.conftest import load_event
 from tests.integration.conftest import PICSART, PNG, Stack, submitted
 
@@ -151,3 +157,56 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_a_job_fetches_the_version_it_was_created_for(
+    stack: Stack, picsart: respx.MockRouter
+) -> None:
+    # Given two versions of one inbox image, and a job for the first
+    submit = picsart.post(f"{PICSART}/painting/replace-background").mock(return_value=submitted())
+    picsart.get(f"{PICSART}/painting/inf-1").respond(202, json={"status": "processing"})
+    s3 = boto3.client("s3", region_name=REGION)
+    bucket = stack.cloud.input_bucket
+    first = s3.put_object(Bucket=bucket, Key="inbox/a.png", Body=PNG)["VersionId"]
+    s3.put_object(Bucket=bucket, Key="inbox/a.png", Body=PNG + b"newer")
+    settings = get_settings()
+    executions.start_job(
+        settings=settings,
+        jobs=JobStore(settings),
+        job_id=source_job_id(bucket, "inbox/a.png", first),
+        trigger="inbox",
+        provider="picsart",
+        source=ImageSource(bucket=bucket, key="inbox/a.png", version_id=first),
+        options=GenerationOptions(prompt="p"),
+    )
+
+    # Then the provider is sent a URL for that version, not the newest
+    _wait_for(lambda: submit.call_count == 1)
+    url = _multipart_field(submit.calls[0].request, "image_url")
+    assert parse_qs(urlsplit(url).query)["versionId"] == [first]
+
+
+def _multipart_field(request: httpx.Request, name: str) -> str:
+    body = request.content.decode()
+    marker = f'name="{name}"\r\n\r\n'
+    start = body.index(marker) + len(marker)
+    return body[start : body.index("\r\n", start)]
+
+
+def test_a_failed_start_is_answered_503_and_announced(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATE_MACHINE_ARN", stack.cloud.state_machine_arn + "-gone")
+    lambdas.reset()
+
+    status, body = _api(stack, load_event("api-create-generation"))
+
+    assert status == 503
+    error = body["error"]
+    assert isinstance(error, dict)
+    assert error["code"] == "start_failed"
+    job_id = error["details"]["id"]
+    assert stack.job(job_id)["error"]["code"] == "start_failed"
+    (event,) = stack.published_events()
+    assert event["detail-type"] == "Generation Failed"
+    assert event["detail"]["job_id"] == job_id

@@ -112,7 +112,10 @@ def test_a_job_that_never_finishes_fails_with_a_timeout(
 
 
 def test_bad_key_fails_without_retrying(stack: Stack, picsart: respx.MockRouter) -> None:
-    submit = picsart.post(SUBMIT).respond(401, json={"code": 401, "detail": "Invalid API key"})
+    # (an answer that echoes the key, which must not reach the job)
+    submit = picsart.post(SUBMIT).respond(
+        401, json={"code": 401, "detail": "Invalid API key local-emulator-key"}
+    )
 
     job_id = json.loads(stack.create_generation(BODY)["body"])["id"]
     execution = stack.wait_for_execution(job_id)

@@ -6,9 +6,11 @@ import json
 from typing import Any
 
 import boto3
+import pytest
 import respx
 
 from backdrop.jobs import source_job_id
+from backdrop.local import lambdas
 from backdrop.local.cloud import REGION
 from backdrop.local.pollers import batch_failures, sqs_event
 from tests.conftest import load_event
@@ -152,12 +154,39 @@ def test_an_unknown_provider_fails_the_job_visibly(stack: Stack) -> None:
     messages = _notifications(stack)
 
     assert _deliver(stack, messages) == set()
-    assert _deliver(stack, messages) == set()  # redelivered: still one job, one event
+    assert _deliver(stack, messages) == set()  # redelivered: still one job
 
     assert stack.executions() == []
-    (event,) = stack.published_events()
-    assert event["detail-type"] == "Generation Failed"
-    job = stack.job(event["detail"]["job_id"])
+    events = stack.published_events()
+    assert {e["detail-type"] for e in events} == {"Generation Failed"}
+    (job_id,) = {e["detail"]["job_id"] for e in events}
+    job = stack.job(job_id)
     assert job["status"] == "failed"
     assert job["error"]["code"] == "invalid_option"
     assert "'dalle'" in job["error"]["message"]
+
+
+def test_a_failed_start_is_retried_by_redelivery(
+    stack: Stack, picsart: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    picsart.post(f"{PICSART}/painting/replace-background").mock(return_value=submitted())
+    picsart.get(f"{PICSART}/painting/inf-1").mock(return_value=done(1))
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=stack.cloud.input_bucket, Key="inbox/a.png", Body=PNG
+    )
+    messages = _notifications(stack)
+
+    # Given Step Functions refuses the start once
+    monkeypatch.setenv("STATE_MACHINE_ARN", stack.cloud.state_machine_arn + "-gone")
+    lambdas.reset()
+    assert _deliver(stack, messages) == {messages[0]["MessageId"]}
+    assert stack.executions() == []
+
+    # When SQS delivers the message again, after Step Functions recovered
+    monkeypatch.setenv("STATE_MACHINE_ARN", stack.cloud.state_machine_arn)
+    lambdas.reset()
+    assert _deliver(stack, messages) == set()
+
+    # Then the job runs: it was left queued, not failed
+    (execution,) = stack.executions()
+    assert stack.wait_for_execution(execution["name"])["status"] == "SUCCEEDED"

@@ -32,6 +32,7 @@ from backdrop.providers import photoroom
 from backdrop.providers.errors import (
     ProviderAuthError,
     ProviderError,
+    ProviderOutcomeUnknown,
     ProviderProtocolError,
     ProviderQuotaExceeded,
     ProviderRejected,
@@ -482,16 +483,17 @@ def test_body_is_streamed_not_buffered(router: respx.MockRouter, client: Photoro
     assert b"".join(received) == RESULT
 
 
-def test_connection_lost_mid_body_is_unavailable(
+def test_connection_lost_mid_image_is_not_retried(
     router: respx.MockRouter, client: PhotoroomClient
 ) -> None:
+    # Photoroom made (and billed) the image: a retry would pay for it twice.
     failure = httpx.ReadError("connection reset")
     stream = _Chunks([RESULT[:100]], fail=failure)
     router.get(EDIT_URL).mock(
         return_value=httpx.Response(200, headers=ANSWER_HEADERS, stream=stream)
     )
     with (
-        pytest.raises(ProviderUnavailable) as caught,
+        pytest.raises(ProviderOutcomeUnknown) as caught,
         client.edit(image_url=IMAGE_URL, options=EditOptions(prompt="p")) as result,
     ):
         b"".join(result.chunks)
@@ -690,14 +692,17 @@ def test_throttled_without_a_usable_retry_after(
     ],
     ids=lambda exc: type(exc).__name__,
 )
-def test_transport_failures_are_unavailable(
+def test_transport_failures_are_typed(
     router: respx.MockRouter, client: PhotoroomClient, source: str, failure: httpx.HTTPError
 ) -> None:
     router.route(url=EDIT_URL).mock(side_effect=failure)
     given = {"image_url": IMAGE_URL} if source == "image_url" else {"image": PNG}
-    with pytest.raises(ProviderUnavailable) as caught:
+    # Retryable only when the request cannot have reached Photoroom whole.
+    not_sent = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteTimeout)
+    expected = ProviderUnavailable if isinstance(failure, not_sent) else ProviderOutcomeUnknown
+    with pytest.raises(ProviderError) as caught:
         read_all(client, **given)
-    assert caught.value.code == "provider_unavailable"
+    assert type(caught.value) is expected
     assert caught.value.__cause__ is failure
     assert type(failure).__name__ in str(caught.value)
 

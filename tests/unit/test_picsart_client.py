@@ -30,6 +30,7 @@ from backdrop.providers.errors import (
     ProviderAuthError,
     ProviderError,
     ProviderJobFailed,
+    ProviderOutcomeUnknown,
     ProviderProtocolError,
     ProviderQuotaExceeded,
     ProviderRejected,
@@ -611,14 +612,19 @@ def test_throttled_keeps_detail(router: respx.MockRouter, client: PicsartClient)
     ],
     ids=lambda exc: type(exc).__name__,
 )
-def test_transport_failures_are_unavailable(
+def test_transport_failures_are_typed(
     router: respx.MockRouter, client: PicsartClient, operation: str, failure: httpx.HTTPError
 ) -> None:
     method, url = OPERATIONS[operation]
     router.route(method=method, url=url).mock(side_effect=failure)
-    with pytest.raises(ProviderUnavailable) as caught:
+    # A paid submit whose answer was lost after sending must not be retried (could pay
+    # twice); anything that failed before the request was sent, or a free call, may be.
+    sent = not isinstance(failure, (httpx.ConnectError, httpx.TimeoutException, httpx.WriteError))
+    sent = sent or isinstance(failure, httpx.ReadTimeout)
+    expected = ProviderOutcomeUnknown if operation == "submit" and sent else ProviderUnavailable
+    with pytest.raises(ProviderError) as caught:
         call(client, operation)
-    assert caught.value.code == "provider_unavailable"
+    assert type(caught.value) is expected
     assert caught.value.__cause__ is failure
     assert type(failure).__name__ in str(caught.value)
 

@@ -10,12 +10,19 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 from pydantic import AnyHttpUrl
 
 from backdrop import executions
 from backdrop.config import get_settings
 from backdrop.jobs import JOB_ID_PATTERN, JobNotFound, JobStore, new_job_id
-from backdrop.models import GenerationOptions, GenerationRequest, GuidanceSource, ImageSource
+from backdrop.models import (
+    GenerationOptions,
+    GenerationRequest,
+    GuidanceSource,
+    ImageSource,
+    JobError,
+)
 from backdrop.observability import logger, tracer
 from backdrop.providers import capabilities
 
@@ -94,15 +101,27 @@ def create_generation(request: GenerationRequest) -> Response[Any]:
         reference_box=request.reference_box,
         output_size=request.output_size,
     )
-    job = executions.start_job(
-        settings=settings,
-        jobs=jobs,
-        job_id=new_job_id(),
-        trigger="api",
-        provider=provider,
-        source=_source(request.image_url, request.image_key),
-        options=options,
-    )
+    job_id = new_job_id()
+    try:
+        job = executions.start_job(
+            settings=settings,
+            jobs=jobs,
+            job_id=job_id,
+            trigger="api",
+            provider=provider,
+            source=_source(request.image_url, request.image_key),
+            options=options,
+        )
+    except ClientError:
+        logger.exception("the workflow could not be started", extra={"job_id": job_id})
+        message = "the workflow could not be started; try again"
+        executions.fail_job(
+            settings=settings,
+            jobs=jobs,
+            job_id=job_id,
+            error=JobError(code="start_failed", message=message),
+        )
+        return _error(HTTPStatus.SERVICE_UNAVAILABLE, "start_failed", message, {"id": job_id})
     return Response(
         status_code=HTTPStatus.ACCEPTED.value,
         content_type=content_types.APPLICATION_JSON,

@@ -3,7 +3,11 @@ state machine's Retry and Catch match on, so renaming one means editing the ASL 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
+
+import httpx
 
 
 class ProviderError(Exception):
@@ -42,6 +46,13 @@ class ProviderUnavailable(ProviderError):
     """5xx, timeouts, connection failures: transient, retried by the workflow."""
 
     code = "provider_unavailable"
+
+
+class ProviderOutcomeUnknown(ProviderError):
+    """Paid work reached the provider but its answer was lost (read timeout, dropped
+    connection). Never retried: the provider may have done, and billed, the work."""
+
+    code = "provider_outcome_unknown"
 
 
 class ProviderRejected(ProviderError):
@@ -117,3 +128,36 @@ def from_status(
     elif status == 408 or status >= 500:
         kind = ProviderUnavailable
     return kind(message, provider=provider, status=status, detail=detail)
+
+
+# Failures before the whole request left this machine: the provider cannot have acted.
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+)
+
+
+@contextmanager
+def transport_errors(*, provider: str, label: str, paid: bool) -> Iterator[None]:
+    """httpx's transport failures as typed errors. A failure after a paid request was sent
+    is not retryable: a retry could pay for the same work twice."""
+    try:
+        yield
+    except httpx.TransportError as exc:
+        kind = type(exc).__name__
+        if isinstance(exc, _NOT_SENT):
+            raise ProviderUnavailable(
+                f"could not reach {label} ({kind})", provider=provider
+            ) from exc
+        if paid:
+            raise ProviderOutcomeUnknown(
+                f"{label} may have done the work but its answer was lost ({kind}); "
+                "not retried, so it is not paid for twice",
+                provider=provider,
+            ) from exc
+        raise ProviderUnavailable(
+            f"{label} did not answer in full ({kind})", provider=provider
+        ) from exc

@@ -28,8 +28,8 @@ from backdrop.providers.errors import (
     ProviderAuthError,
     ProviderError,
     ProviderProtocolError,
-    ProviderUnavailable,
     from_status,
+    transport_errors,
 )
 
 NAME = "photoroom"
@@ -162,13 +162,14 @@ class PhotoroomClient:
             request = {"data": fields, "files": {"imageFile": (filename, image, content_type)}}
 
         with ExitStack() as stack:
-            with _transport_errors():
+            with transport_errors(provider=NAME, label="Photoroom", paid=True):
                 response = stack.enter_context(
                     self._http.stream(method, url, headers=headers, **request)
                 )
             self._log(response, method=method, model=model)
             if response.status_code >= 300:
-                with _transport_errors():
+                # An error answer made no image: losing its body costs nothing.
+                with transport_errors(provider=NAME, label="Photoroom", paid=False):
                     response.read()  # error bodies are small JSON
                 raise error_from_response(response, secret=self._api_key)
             content_type = _media_type(response)
@@ -256,25 +257,10 @@ def _image_type(image: bytes) -> tuple[str, str]:
     return "application/octet-stream", "image"
 
 
-@contextmanager
-def _transport_errors() -> Iterator[None]:
-    """httpx's timeouts and connection failures as ProviderUnavailable (transient)."""
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise ProviderUnavailable(
-            f"Photoroom did not answer in time ({type(exc).__name__})", provider=NAME
-        ) from exc
-    except httpx.TransportError as exc:
-        raise ProviderUnavailable(
-            f"could not reach Photoroom ({type(exc).__name__})", provider=NAME
-        ) from exc
-
-
 def _chunks(response: httpx.Response) -> Iterator[bytes]:
     # A connection lost mid-body is as transient as one lost before the answer.
     size = 0
-    with _transport_errors():
+    with transport_errors(provider=NAME, label="Photoroom", paid=True):
         for chunk in response.iter_bytes():
             size += len(chunk)
             yield chunk

@@ -18,8 +18,8 @@ from backdrop.providers.errors import (
     ProviderError,
     ProviderJobFailed,
     ProviderProtocolError,
-    ProviderUnavailable,
     from_status,
+    transport_errors,
 )
 
 NAME = "picsart"
@@ -121,6 +121,7 @@ class PicsartClient:
         response = self._send(
             "POST",
             "/painting/replace-background",
+            paid=True,
             files=files,
             headers={"Prefer": "respond-async"},
         )
@@ -156,18 +157,10 @@ class PicsartClient:
     def balance(self) -> int:
         return _parse(_Balance, self._send("GET", "/balance")).credits
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _send(self, method: str, path: str, *, paid: bool = False, **kwargs: Any) -> httpx.Response:
         headers = {**self._headers, **kwargs.pop("headers", {})}
-        try:
+        with transport_errors(provider=NAME, label="Picsart", paid=paid):
             response = self._http.request(method, self._base_url + path, headers=headers, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise ProviderUnavailable(
-                f"Picsart did not answer in time ({type(exc).__name__})", provider=NAME
-            ) from exc
-        except httpx.TransportError as exc:
-            raise ProviderUnavailable(
-                f"could not reach Picsart ({type(exc).__name__})", provider=NAME
-            ) from exc
         logger.info(
             "picsart answered",
             extra={
