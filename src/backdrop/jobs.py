@@ -25,8 +25,6 @@ from backdrop.models import (
     Trigger,
 )
 
-JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
-
 
 class JobNotFound(Exception):
     """No job has this id."""

@@ -22,6 +22,8 @@ FORMATS: dict[str, tuple[str, str]] = {
 }
 
 Prompt = Field(min_length=1, max_length=1000)
+JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+MAX_IMAGE_URL_LENGTH = 2083  # Picsart's limit on image_url
 
 
 class JobStatus(StrEnum):
@@ -158,8 +160,8 @@ class GenerationRequest(BaseModel):
     def _exactly_one_image(self) -> Self:
         if (self.image_url is None) == (self.image_key is None):
             raise ValueError("give exactly one of image_url or image_key")
-        if self.image_url is not None and len(str(self.image_url)) > 2083:
-            raise ValueError("image_url is longer than 2083 characters")
+        if self.image_url is not None and len(str(self.image_url)) > MAX_IMAGE_URL_LENGTH:
+            raise ValueError(f"image_url is longer than {MAX_IMAGE_URL_LENGTH} characters")
         return self
 
 
@@ -176,7 +178,7 @@ class PollState(BaseModel):
 class TaskInput(BaseModel):
     """Every workflow task gets the job id; the ASL's Parameters add what a task needs."""
 
-    job_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
 
 
 class PollInput(TaskInput):

@@ -22,7 +22,11 @@ _TRANSFER = TransferConfig(
 
 def result_key(job_id: str, index: int, image_format: str) -> str:
     extension, _ = FORMATS[image_format]
-    return f"results/{job_id}/{index}.{extension}"
+    return f"{results_prefix(job_id)}{index}.{extension}"
+
+
+def results_prefix(job_id: str) -> str:
+    return f"results/{job_id}/"
 
 
 def presigned_get(bucket: str, key: str, expires_in: int, version_id: str | None = None) -> str:

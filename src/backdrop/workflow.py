@@ -16,6 +16,7 @@ from backdrop import events, storage
 from backdrop.config import Settings
 from backdrop.jobs import JobConflict, JobStore
 from backdrop.models import (
+    MAX_IMAGE_URL_LENGTH,
     MAX_SEED,
     ImageSource,
     Job,
@@ -31,7 +32,6 @@ from backdrop.providers.picsart import PicsartClient
 
 # How long the provider may take to start fetching a photo from the input bucket.
 SOURCE_URL_SECONDS = 3600
-MAX_IMAGE_URL_LENGTH = 2083  # Picsart's limit on image_url
 
 
 @cache
@@ -164,7 +164,7 @@ def generate(
     options = job.options
     seeds = _seeds(job)
     keys = [storage.result_key(job_id, i, options.format) for i in range(options.count)]
-    done = storage.existing_keys(settings.results_bucket, f"results/{job_id}/")
+    done = storage.existing_keys(settings.results_bucket, storage.results_prefix(job_id))
     image_url = _url(job.source)
     edit = EditOptions(
         prompt=options.prompt,

@@ -15,8 +15,9 @@ from pydantic import AnyHttpUrl
 
 from backdrop import executions
 from backdrop.config import get_settings
-from backdrop.jobs import JOB_ID_PATTERN, JobNotFound, JobStore, new_job_id
+from backdrop.jobs import JobNotFound, JobStore, new_job_id
 from backdrop.models import (
+    JOB_ID_PATTERN,
     GenerationOptions,
     GenerationRequest,
     GuidanceSource,
