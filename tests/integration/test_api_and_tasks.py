@@ -205,7 +205,7 @@ def test_a_failed_start_is_answered_503_and_announced(
     error = body["error"]
     assert isinstance(error, dict)
     assert error["code"] == "start_failed"
-    job_id = error["details"]["id"]
+    job_id = error["details"][0]["id"]
     assert stack.job(job_id)["error"]["code"] == "start_failed"
     (event,) = stack.published_events()
     assert event["detail-type"] == "Generation Failed"

@@ -84,7 +84,8 @@ def install() -> None:
 def reset() -> None:
     """Forget loaded handlers and cached settings/clients: the next invoke is a cold start."""
     _loaded.clear()
-    for name in [m for m in sys.modules if m.startswith("backdrop.handlers.")]:
+    # Modules that read settings at import: a cold start imports them again.
+    for name in [m for m in sys.modules if m.startswith(("backdrop.handlers", "backdrop.api"))]:
         del sys.modules[name]
     get_settings.cache_clear()
     aws.reset()
