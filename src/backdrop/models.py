@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 from urllib.parse import unquote_plus
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from backdrop.config import PhotoroomModel, ProviderName
 
@@ -24,6 +31,14 @@ FORMATS: dict[str, tuple[str, str]] = {
 Prompt = Field(min_length=1, max_length=1000)
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 MAX_IMAGE_URL_LENGTH = 2083  # Picsart's limit on image_url
+
+
+# Caller's own labels, echoed in the job and its events: small, so events stay small.
+MAX_METADATA_ENTRIES = 10
+Metadata = dict[
+    Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")],
+    Annotated[str, StringConstraints(max_length=256)],
+]
 
 
 class JobStatus(StrEnum):
@@ -101,6 +116,7 @@ class Job(BaseModel):
     provider_job_id: str | None = None
     results: list[ResultImage] = Field(default_factory=list)
     error: JobError | None = None
+    metadata: Metadata = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
     expires_at: int
