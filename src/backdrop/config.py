@@ -40,6 +40,15 @@ class Settings(BaseModel):
     poll_interval_seconds: int = Field(default=3, ge=0, le=60)
     poll_max_attempts: int = Field(default=60, ge=1, le=1000)
     job_ttl_days: int = Field(default=90, ge=1, le=3650)
+    # The API only: Idempotency-Key records, CORS, and POST /v1/uploads forms.
+    idempotency_table: str | None = None
+    cors_allow_origins: str = "*"
+    upload_max_bytes: int = Field(default=30 * 1024 * 1024, ge=1, le=100 * 1024 * 1024)
+    upload_url_seconds: int = Field(default=900, ge=60, le=604800)
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_allow_origins.split(",") if origin.strip()]
 
 
 @cache

@@ -27,6 +27,8 @@ def detail(job: Job, results_bucket: str) -> dict[str, Any]:
         "provider": job.provider,
         "source": job.source.model_dump(exclude_none=True),
     }
+    if job.metadata:
+        body["metadata"] = job.metadata
     if job.status is JobStatus.SUCCEEDED:
         body["results"] = {"bucket": results_bucket, "keys": [r.key for r in job.results]}
     if job.error is not None:

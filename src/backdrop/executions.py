@@ -23,9 +23,15 @@ def start_job(
     provider: ProviderName,
     source: ImageSource,
     options: GenerationOptions,
+    metadata: dict[str, str] | None = None,
 ) -> Job:
     job, created = jobs.create(
-        job_id=job_id, trigger=trigger, provider=provider, source=source, options=options
+        job_id=job_id,
+        trigger=trigger,
+        provider=provider,
+        source=source,
+        options=options,
+        metadata=metadata or {},
     )
     if not created and job.status is not JobStatus.QUEUED:
         logger.info("job already started", extra={"job_id": job_id, "status": job.status.value})

@@ -62,6 +62,7 @@ class JobStore:
         provider: ProviderName,
         source: ImageSource,
         options: GenerationOptions,
+        metadata: dict[str, str] | None = None,
     ) -> tuple[Job, bool]:
         """Record a queued job. Returns the job and whether this call created it; a job
         that already exists is returned as it is (the caller is a redelivery)."""
@@ -73,6 +74,7 @@ class JobStore:
             provider=provider,
             source=source,
             options=options,
+            metadata=metadata or {},
             created_at=now,
             updated_at=now,
             expires_at=int((now + self._ttl).timestamp()),

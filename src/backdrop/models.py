@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import unquote_plus
 
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from backdrop.config import PhotoroomModel, ProviderName
 
@@ -138,8 +144,49 @@ class Guidance(BaseModel):
         return self
 
 
+def _json_text(value: Any) -> Any:
+    """Form fields are text: a JSON object may come as a string (multipart, urlencoded)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value  # left for the field's own validation to refuse
+    return value
+
+
+def _base64(value: Any) -> Any:
+    # Strict: the lenient decoder would drop stray characters and hand on a damaged file.
+    if isinstance(value, str):
+        try:
+            data = base64.b64decode(value, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"not valid base64 ({exc})") from None
+        if not data:
+            raise ValueError("the image is empty")
+        return data
+    return value
+
+
+Base64Image = Annotated[
+    bytes,
+    BeforeValidator(_base64),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
+]
+
+
+def _file_part(value: Any) -> Any:
+    """The `image` file part of a multipart body, as bytes. A JSON body cannot carry a file."""
+    if value is None or isinstance(value, bytes):
+        return value
+    content = getattr(value, "content", None)
+    if isinstance(content, bytes):
+        return content
+    raise ValueError("send the file as the image part of multipart/form-data, or use image_base64")
+
+
 class GenerationRequest(BaseModel):
-    """Body of POST /v1/generations."""
+    """Body of POST /v1/generations: JSON, or the same fields as multipart/form-data (with
+    the photo as the `image` file part, and `guidance`/`metadata` as JSON text)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -150,8 +197,12 @@ class GenerationRequest(BaseModel):
         default=None,
         min_length=1,
         max_length=1024,
-        description="Key of the photo in the input bucket.",
+        description="The image_key answered by POST /v1/uploads, once the file is uploaded.",
     )
+    image_base64: Base64Image | None = Field(
+        default=None, description="The photo itself, base64-encoded (at most 4 MB decoded)."
+    )
+    image: SkipJsonSchema[Annotated[bytes | None, BeforeValidator(_file_part)]] = None
     prompt: str | None = Field(
         default=None, min_length=1, max_length=1000, description="Defaults to the stack's prompt."
     )
@@ -165,20 +216,35 @@ class GenerationRequest(BaseModel):
     expand_prompt: bool | None = Field(
         default=None, description="Let the provider enrich the prompt (Photoroom)."
     )
-    guidance: Guidance | None = Field(default=None, description="An image prompt (Photoroom).")
+    guidance: Annotated[Guidance | None, BeforeValidator(_json_text)] = Field(
+        default=None, description="An image prompt (Photoroom)."
+    )
     model: PhotoroomModel | None = Field(default=None, description="Model version (Photoroom).")
     reference_box: ReferenceBox | None = Field(default=None, description="(Photoroom)")
     output_size: str | None = Field(
         default=None, pattern=OUTPUT_SIZE_PATTERN, description="auto, WxH, ... (Photoroom)"
     )
+    metadata: Annotated[Metadata, BeforeValidator(_json_text)] = Field(
+        default_factory=dict,
+        max_length=MAX_METADATA_ENTRIES,
+        description="Your own labels (string to string), echoed in the job and its events.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one_image(self) -> Self:
-        if (self.image_url is None) == (self.image_key is None):
-            raise ValueError("give exactly one of image_url or image_key")
+        given = [name for name in IMAGE_FIELDS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of " + ", ".join(IMAGE_FIELDS))
         if self.image_url is not None and len(str(self.image_url)) > MAX_IMAGE_URL_LENGTH:
             raise ValueError(f"image_url is longer than {MAX_IMAGE_URL_LENGTH} characters")
         return self
+
+    @property
+    def inline_image(self) -> bytes | None:
+        return self.image if self.image is not None else self.image_base64
+
+
+IMAGE_FIELDS = ("image_url", "image_key", "image_base64", "image")
 
 
 class PollState(BaseModel):

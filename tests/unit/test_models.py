@@ -29,7 +29,9 @@ def test_defaults_leave_prompt_and_count_to_the_stack() -> None:
     ],
 )
 def test_exactly_one_image_is_required(body: dict[str, object]) -> None:
-    assert any("exactly one of image_url or image_key" in m for m in _errors(body))
+    assert any(
+        "give exactly one of image_url, image_key, image_base64, image" in m for m in _errors(body)
+    )
 
 
 @pytest.mark.parametrize(

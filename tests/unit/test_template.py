@@ -65,9 +65,26 @@ def test_sam_transform_gives_the_expected_resources(transformed: dict[str, Any])
     assert _resources(transformed, "AWS::ApiGateway::ApiKey")
     methods = _resources(transformed, "AWS::ApiGateway::RestApi")
     (api,) = methods.values()
-    for path in api["Properties"]["Body"]["paths"].values():
-        for operation in path.values():
-            assert operation["security"] == [{"api_key": []}]
+    operations = [
+        (method, operation)
+        for path in api["Properties"]["Body"]["paths"].values()
+        for method, operation in path.items()
+    ]
+    assert len(operations) > 1
+    for method, operation in operations:
+        # Every route needs the key, except the browsers' CORS preflight, which cannot send it.
+        expected = [] if method == "options" else [{"api_key": []}]
+        assert operation["security"] == expected, method
+    assert api["Properties"]["Body"]["x-amazon-apigateway-binary-media-types"] == [
+        "multipart/form-data"
+    ]
+    responses = api["Properties"]["Body"]["x-amazon-apigateway-gateway-responses"]
+    for kind in ("INVALID_API_KEY", "THROTTLED", "QUOTA_EXCEEDED", "REQUEST_TOO_LARGE"):
+        body = responses[kind]["responseTemplates"]["application/json"]
+        # The one error shape, with API Gateway's own request id.
+        filled = json.loads(body.replace("$context.requestId", "r-1"))
+        assert set(filled["error"]) == {"code", "message", "details", "request_id"}
+        assert filled["error"]["request_id"] == "r-1"
     (mapping,) = _resources(transformed, "AWS::Lambda::EventSourceMapping").values()
     assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert "MaximumConcurrency" in mapping["Properties"]["ScalingConfig"]

@@ -1,24 +1,42 @@
-"""POST /v1/generations: validate a request, record the job, start the workflow."""
+"""POST /v1/generations and POST /v1/uploads: validate, record the job, start the workflow."""
 
 from __future__ import annotations
 
+import hashlib
+import uuid
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from botocore.exceptions import ClientError
-from pydantic import AnyHttpUrl
 
-from backdrop import executions
-from backdrop.api.errors import ApiError
-from backdrop.config import get_settings
+from backdrop import aws, executions, images
+from backdrop.api.errors import ApiError, field_error
+from backdrop.api.schemas import (
+    UPLOAD_TYPES,
+    UploadForm,
+    UploadRequest,
+    UploadTicket,
+    error_responses,
+)
+from backdrop.config import ProviderName, get_settings
 from backdrop.jobs import JobStore, new_job_id
 from backdrop.models import (
     GenerationOptions,
     GenerationRequest,
     GuidanceSource,
     ImageSource,
+    Job,
     JobError,
 )
 from backdrop.observability import logger
@@ -28,15 +46,102 @@ router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 settings = get_settings()
 jobs = JobStore(settings)
 
+# Lambda takes at most 6 MB per request, base64 adds a third: bigger photos go by upload.
+MAX_INLINE_IMAGE_BYTES = 4 * 1024 * 1024
+UPLOADS_PREFIX = "uploads/"
+IDEMPOTENCY_SECONDS = 24 * 3600
 
-def _source(url: AnyHttpUrl | None, key: str | None) -> ImageSource:
-    if url is not None:
-        return ImageSource(url=str(url))
-    return ImageSource(bucket=settings.input_bucket, key=key)
+idempotency = IdempotencyConfig(
+    event_key_jmespath="key",
+    payload_validation_jmespath="request",
+    expires_after_seconds=IDEMPOTENCY_SECONDS,
+)
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retry safely: the same key and body within 24 h answer the first job.",
+    ),
+]
 
 
-@router.post("/v1/generations")
-def create_generation(request: GenerationRequest) -> Response[Any]:
+def _too_large(what: str) -> ApiError:
+    return ApiError(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        "payload_too_large",
+        f"{what}; upload the photo with POST /v1/uploads and pass its image_key",
+    )
+
+
+@router.post(
+    "/v1/generations",
+    summary="Generate backgrounds for a product photo",
+    responses={
+        202: {
+            "description": "The job, queued; poll the Location.",
+            "headers": {"Location": {"description": "/v1/generations/{id}"}},
+        },
+        **error_responses(400, 403, 409, 413, 415, 422, 429, 500, 503),
+    },
+)
+def create_generation(
+    request: Annotated[GenerationRequest, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[Any]:
+    inline = request.inline_image
+    if inline is not None and len(inline) > MAX_INLINE_IMAGE_BYTES:
+        raise _too_large(f"inline photos are limited to {MAX_INLINE_IMAGE_BYTES // 2**20} MB")
+    if idempotency_key is None:
+        job = _start(request)
+    else:
+        job = _start_once(claim=_claim(idempotency_key, request), request=request)
+    return Response(
+        status_code=HTTPStatus.ACCEPTED.value,
+        content_type=content_types.APPLICATION_JSON,
+        body=_accepted(job),
+        headers={"Location": f"/v1/generations/{job.id}"},
+    )
+
+
+def _accepted(job: Job) -> dict[str, Any]:
+    return {"id": job.id, "status": job.status.value}
+
+
+def _claim(key: str, request: GenerationRequest) -> dict[str, Any]:
+    """What identifies a retry: the key, per API key (two callers may pick the same key),
+    and the request, with inline photos by digest so the record stays small."""
+    caller = router.current_event.request_context.identity.api_key_id or ""
+    body = request.model_dump(mode="json", exclude={"image", "image_base64"})
+    inline = request.inline_image
+    if inline is not None:
+        body["image_sha256"] = hashlib.sha256(inline).hexdigest()
+    return {"key": f"{caller}:{key}", "request": body}
+
+
+def _start_once(*, claim: dict[str, Any], request: GenerationRequest) -> Job:
+    return _idempotent_start()(claim=claim, request=request)  # type: ignore[no-any-return]
+
+
+@cache
+def _idempotent_start() -> Any:
+    """`_start`, once per claim (Powertools idempotency): a retry within 24 h gets the
+    first job back; the same key with another request is refused."""
+    if not settings.idempotency_table:
+        raise RuntimeError("IDEMPOTENCY_TABLE is not set")
+
+    def start(*, claim: dict[str, Any], request: GenerationRequest) -> Job:
+        return _start(request)
+
+    return idempotent_function(
+        data_keyword_argument="claim",
+        config=idempotency,
+        persistence_store=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
+        output_serializer=PydanticSerializer(Job),
+    )(start)
+
+
+def _start(request: GenerationRequest) -> Job:
     provider = request.provider or settings.default_provider
     problems = capabilities.unsupported(provider, request, photoroom_model=settings.photoroom_model)
     if problems:
@@ -46,9 +151,14 @@ def create_generation(request: GenerationRequest) -> Response[Any]:
             "the provider cannot honour every option asked for",
             [{"field": p.field, "reason": p.reason} for p in problems],
         )
+    source = _image(request, provider)
     guidance = None
     if request.guidance is not None:
-        image = _source(request.guidance.image_url, request.guidance.image_key)
+        if request.guidance.image_url is not None:
+            image = ImageSource(url=str(request.guidance.image_url))
+        else:
+            assert request.guidance.image_key is not None
+            image = _uploaded(request.guidance.image_key, "guidance.image_key", provider)
         guidance = GuidanceSource(image=image, scale=request.guidance.scale)
     options = GenerationOptions(
         prompt=request.prompt or settings.default_prompt,
@@ -64,14 +174,15 @@ def create_generation(request: GenerationRequest) -> Response[Any]:
     )
     job_id = new_job_id()
     try:
-        job = executions.start_job(
+        return executions.start_job(
             settings=settings,
             jobs=jobs,
             job_id=job_id,
             trigger="api",
             provider=provider,
-            source=_source(request.image_url, request.image_key),
+            source=source,
             options=options,
+            metadata=request.metadata,
         )
     except ClientError:
         logger.exception("the workflow could not be started", extra={"job_id": job_id})
@@ -85,9 +196,78 @@ def create_generation(request: GenerationRequest) -> Response[Any]:
         raise ApiError(
             HTTPStatus.SERVICE_UNAVAILABLE, "start_failed", message, [{"id": job_id}]
         ) from None
+
+
+def _image(request: GenerationRequest, provider: ProviderName) -> ImageSource:
+    if request.image_url is not None:
+        # The provider fetches it; we never do (no requests to callers' hosts from here).
+        return ImageSource(url=str(request.image_url))
+    if request.image_key is not None:
+        return _uploaded(request.image_key, "image_key", provider)
+    inline = request.inline_image
+    assert inline is not None
+    field = "image" if request.image is not None else "image_base64"
+    try:
+        info = images.inspect_bytes(inline, provider=provider)
+    except images.ImageRejected as exc:
+        raise field_error(field, exc.message, code=exc.code) from None
+    key = f"{UPLOADS_PREFIX}{uuid.uuid4().hex}.{UPLOAD_TYPES[info.content_type]}"
+    stored = aws.client("s3").put_object(
+        Bucket=settings.input_bucket, Key=key, Body=inline, ContentType=info.content_type
+    )
+    return ImageSource(bucket=settings.input_bucket, key=key, version_id=stored.get("VersionId"))
+
+
+def _uploaded(key: str, field: str, provider: ProviderName) -> ImageSource:
+    """A photo sent with POST /v1/uploads: it must be there, and be an image the provider takes."""
+    if not key.startswith(UPLOADS_PREFIX) or ".." in key:
+        raise field_error(field, "use the image_key answered by POST /v1/uploads")
+    try:
+        images.inspect_object(settings.input_bucket, key, None, provider=provider)
+    except images.ImageRejected as exc:
+        raise field_error(field, exc.message, code=exc.code) from None
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "403"):
+            raise
+        raise field_error(
+            field, "nothing has been uploaded with this key (or the upload has expired)"
+        ) from None
+    return ImageSource(bucket=settings.input_bucket, key=key)
+
+
+@router.post(
+    "/v1/uploads",
+    summary="Get a form to upload a photo, for files too large to send inline",
+    responses={
+        201: {"description": "Where and how to upload."},
+        **error_responses(400, 403, 415, 422, 429, 500),
+    },
+)
+def create_upload(request: Annotated[UploadRequest, Body()]) -> Response[UploadTicket]:
+    limit = settings.upload_max_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise field_error("content_length", f"files are limited to {limit} bytes")
+    key = f"{UPLOADS_PREFIX}{uuid.uuid4().hex}.{UPLOAD_TYPES[request.content_type]}"
+    smallest, largest = (request.content_length or 1), (request.content_length or limit)
+    form = aws.client("s3").generate_presigned_post(
+        Bucket=settings.input_bucket,
+        Key=key,
+        Fields={"Content-Type": request.content_type},
+        # S3 itself refuses another type or size, whatever the client sends.
+        Conditions=[
+            {"Content-Type": request.content_type},
+            ["content-length-range", smallest, largest],
+        ],
+        ExpiresIn=settings.upload_url_seconds,
+    )
+    ticket = UploadTicket(
+        image_key=key,
+        upload=UploadForm(url=form["url"], fields=form["fields"]),
+        expires_at=datetime.now(UTC) + timedelta(seconds=settings.upload_url_seconds),
+        max_bytes=largest,
+    )
     return Response(
-        status_code=HTTPStatus.ACCEPTED.value,
+        status_code=HTTPStatus.CREATED.value,
         content_type=content_types.APPLICATION_JSON,
-        body={"id": job.id, "status": job.status.value},
-        headers={"Location": f"/v1/generations/{job.id}"},
+        body=ticket,
     )

@@ -1,4 +1,5 @@
-"""The one error shape every 4xx/5xx answer has: {"error": {"code", "message", "details"}}."""
+"""The one error shape every 4xx/5xx answer has:
+{"error": {"code", "message", "details", "request_id"}}."""
 
 from __future__ import annotations
 
@@ -6,10 +7,24 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 
 from backdrop.jobs import JobNotFound
 from backdrop.observability import logger
+
+# RequestValidationError kinds meaning "cannot read the body", not "a field is wrong".
+_UNREADABLE = {
+    "json_invalid": "the body is not valid JSON",
+    "multipart_invalid": "the multipart body cannot be read",
+}
 
 
 class ApiError(Exception):
@@ -26,7 +41,7 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.message = message
-        self.details = details
+        self.details = details or []
 
 
 def field_error(field: str, reason: str, code: str = "invalid_request") -> ApiError:
@@ -39,50 +54,101 @@ def field_error(field: str, reason: str, code: str = "invalid_request") -> ApiEr
     )
 
 
-def error_response(
-    status: HTTPStatus, code: str, message: str, details: list[dict[str, Any]] | None = None
-) -> Response[Any]:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        body["details"] = details
-    return Response(
-        status_code=status.value,
-        content_type=content_types.APPLICATION_JSON,
-        body={"error": body},
-    )
-
-
 def register(app: APIGatewayRestResolver) -> None:
     """Install the handlers that turn every failure into the one error shape."""
 
+    def answer(error: ApiError) -> Response[Any]:
+        body = {
+            "code": error.code,
+            "message": error.message,
+            "details": error.details,
+            "request_id": app.current_event.request_context.request_id,
+        }
+        return Response(
+            status_code=error.status.value,
+            content_type=content_types.APPLICATION_JSON,
+            body={"error": body},
+        )
+
     @app.exception_handler(ApiError)  # type: ignore[untyped-decorator]
     def _api_error(exc: ApiError) -> Response[Any]:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return answer(exc)
 
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _invalid_request(exc: RequestValidationError) -> Response[Any]:
-        if any(e["type"] == "json_invalid" for e in exc.errors()):
-            return error_response(
-                HTTPStatus.BAD_REQUEST, "malformed_json", "the body is not valid JSON"
-            )
+        for problem in exc.errors():
+            if problem["type"] in _UNREADABLE:
+                code = "malformed_json" if problem["type"] == "json_invalid" else "malformed_body"
+                return answer(ApiError(HTTPStatus.BAD_REQUEST, code, _UNREADABLE[problem["type"]]))
         details = [
-            {"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "reason": e["msg"]}
-            for e in exc.errors()
+            {"field": _field(problem["loc"]), "reason": _reason(problem["msg"])}
+            for problem in exc.errors()
         ]
-        return error_response(
-            HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_request", "the request is invalid", details
+        return answer(
+            ApiError(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "the request is invalid",
+                details,
+            )
+        )
+
+    @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
+    def _unsupported_media(exc: RequestUnsupportedContentType) -> Response[Any]:
+        return answer(
+            ApiError(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send application/json or multipart/form-data",
+            )
+        )
+
+    @app.exception_handler(IdempotencyValidationError)  # type: ignore[untyped-decorator]
+    def _key_reused(exc: IdempotencyValidationError) -> Response[Any]:
+        return answer(
+            ApiError(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request in the last 24 hours",
+                [{"field": "Idempotency-Key", "reason": "already used with another body"}],
+            )
+        )
+
+    @app.exception_handler(IdempotencyAlreadyInProgressError)  # type: ignore[untyped-decorator]
+    def _in_progress(exc: IdempotencyAlreadyInProgressError) -> Response[Any]:
+        return answer(
+            ApiError(
+                HTTPStatus.CONFLICT,
+                "request_in_progress",
+                "a request with this Idempotency-Key is still being handled; retry shortly",
+            )
         )
 
     @app.exception_handler(JobNotFound)  # type: ignore[untyped-decorator]
-    def _not_found(exc: JobNotFound) -> Response[Any]:
-        return error_response(HTTPStatus.NOT_FOUND, "not_found", "no generation has this id")
+    def _job_not_found(exc: JobNotFound) -> Response[Any]:
+        return answer(ApiError(HTTPStatus.NOT_FOUND, "not_found", "no generation has this id"))
+
+    @app.exception_handler(NotFoundError)  # type: ignore[untyped-decorator]
+    def _no_route(exc: NotFoundError) -> Response[Any]:
+        return answer(ApiError(HTTPStatus.NOT_FOUND, "not_found", "no such route"))
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def _internal(exc: Exception) -> Response[Any]:
         # Logged whole, answered with nothing of it: a 5xx never shows internals.
         logger.exception("unhandled error in the API")
-        return error_response(
-            HTTPStatus.INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "something went wrong on our side; retry, or report the request id",
+        return answer(
+            ApiError(
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "something went wrong on our side; retry, or report the request id",
+            )
         )
+
+
+def _field(location: tuple[Any, ...]) -> str:
+    # ("body", "guidance", "scale") -> "guidance.scale"; headers and queries by name.
+    return ".".join(str(part) for part in location[1:]) or str(location[0])
+
+
+def _reason(message: str) -> str:
+    return message.removeprefix("Value error, ")

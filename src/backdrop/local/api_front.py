@@ -18,45 +18,87 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 Invoke = Callable[[dict[str, Any]], dict[str, Any]]
-# API Gateway's own limit on a request payload.
+# API Gateway's own limit on a request payload, and Lambda's on a synchronous invocation.
 MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_EVENT_BYTES = 6 * 1024 * 1024
+# What API Gateway answers for each of its own refusals before a template overrides it.
+DEFAULT_STATUS = {
+    "INVALID_API_KEY": 403,
+    "MISSING_AUTHENTICATION_TOKEN": 403,
+    "REQUEST_TOO_LARGE": 413,
+    "DEFAULT_4XX": 400,
+    "DEFAULT_5XX": 502,
+}
+DEFAULT_MESSAGE = {
+    "INVALID_API_KEY": "Forbidden",
+    "MISSING_AUTHENTICATION_TOKEN": "Missing Authentication Token",
+    "REQUEST_TOO_LARGE": "Request Too Long",
+    "DEFAULT_5XX": "Internal server error",
+}
 
 
 @dataclass(frozen=True)
 class Route:
     method: str
-    resource: str  # e.g. /v1/generations/{id}
+    resource: str  # e.g. /v1/generations/{id}, /{proxy+}
+    api_key_required: bool = True
 
     @property
     def pattern(self) -> re.Pattern[str]:
-        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.resource))
+        regex = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+)", re.escape(self.resource))
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", regex)
         return re.compile(f"^{regex}$")
 
 
-def routes_from_events(events: dict[str, Any]) -> list[Route]:
-    """The function's `Type: Api` events in template.yaml."""
-    return [
-        Route(method=spec["Properties"]["Method"].upper(), resource=spec["Properties"]["Path"])
-        for spec in events.values()
-        if spec.get("Type") == "Api"
-    ]
+@dataclass(frozen=True)
+class Gateway:
+    """The REST API's own settings from template.yaml: what the front must play."""
 
+    routes: list[Route]
+    binary_media_types: list[str]
+    responses: dict[str, dict[str, Any]]
 
-def _gateway_error(status: int, message: str) -> Response:
-    # API Gateway's own answers (before any Lambda runs) have this shape.
-    return Response(
-        json.dumps({"message": message}),
-        status=status,
-        content_type="application/json",
-        headers={"x-amzn-ErrorType": "ForbiddenException" if status == 403 else "Error"},
-    )
+    @classmethod
+    def from_template(cls, api: dict[str, Any], events: dict[str, Any]) -> Gateway:
+        key_required = bool(api.get("Auth", {}).get("ApiKeyRequired", False))
+        routes = [
+            Route(
+                method=spec["Properties"]["Method"].upper(),
+                resource=spec["Properties"]["Path"],
+                api_key_required=bool(
+                    spec["Properties"].get("Auth", {}).get("ApiKeyRequired", key_required)
+                ),
+            )
+            for spec in events.values()
+            if spec.get("Type") == "Api"
+        ]
+        binary = [t.replace("~1", "/") for t in api.get("BinaryMediaTypes", [])]
+        return cls(routes, binary, api.get("GatewayResponses", {}))
+
+    def error(self, kind: str, request_id: str) -> Response:
+        """API Gateway's answer of this kind, from the template's gateway response if any."""
+        spec = self.responses.get(kind) or self.responses.get(
+            "DEFAULT_5XX" if DEFAULT_STATUS.get(kind, 400) >= 500 else "DEFAULT_4XX", {}
+        )
+        status = int(spec.get("StatusCode", DEFAULT_STATUS.get(kind, 400)))
+        message = DEFAULT_MESSAGE.get(kind, kind)
+        template = spec.get("ResponseTemplates", {}).get("application/json")
+        if template is None:
+            body = json.dumps({"message": message})
+        else:
+            body = (
+                template.replace("$context.requestId", request_id)
+                .replace("$context.error.messageString", json.dumps(message))
+                .replace("$context.error.responseType", kind)
+            )
+        return Response(body, status=status, content_type="application/json")
 
 
 class ApiFront:
     def __init__(
-        self, *, routes: list[Route], invoke: Invoke, api_key: str, host: str, port: int
+        self, *, gateway: Gateway, invoke: Invoke, api_key: str, host: str, port: int
     ) -> None:
-        self._routes = routes
+        self._gateway = gateway
         self._invoke = invoke
         self._api_key = api_key
         self._host = host
@@ -76,36 +118,48 @@ class ApiFront:
 
     def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
-        return self._answer(request)(environ, start_response)
+        request_id = str(uuid.uuid4())
+        response = self._answer(request, request_id)
+        # API Gateway names the request in every answer, its own and the function's.
+        response.headers["x-amzn-RequestId"] = request_id
+        return response(environ, start_response)
 
-    def _answer(self, request: Request) -> Response:
+    def _answer(self, request: Request, request_id: str) -> Response:
         match = self._match(request.method, request.path)
         if match is None:
-            return _gateway_error(403, "Missing Authentication Token")
-        if request.headers.get("x-api-key") != self._api_key:
-            return _gateway_error(403, "Forbidden")
-        if (request.content_length or 0) > MAX_BODY_BYTES:
-            return _gateway_error(413, "Request Too Long")
+            return self._gateway.error("MISSING_AUTHENTICATION_TOKEN", request_id)
         route, path_parameters = match
-        event = self._event(request, route, path_parameters)
+        if route.api_key_required and request.headers.get("x-api-key") != self._api_key:
+            return self._gateway.error("INVALID_API_KEY", request_id)
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            return self._gateway.error("REQUEST_TOO_LARGE", request_id)
+        event = self._event(request, route, path_parameters, request_id)
+        if len(json.dumps(event)) > MAX_EVENT_BYTES:
+            # Lambda refuses the invocation; API Gateway answers for it.
+            return self._gateway.error("REQUEST_TOO_LARGE", request_id)
         answer = self._invoke(event)
+        if "statusCode" not in answer:
+            # An unhandled error in the function: API Gateway answers 502.
+            return self._gateway.error("DEFAULT_5XX", request_id)
         return self._response(answer)
 
     def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-        for route in self._routes:
+        for route in self._gateway.routes:
             found = route.pattern.match(path)
             if found and route.method == method:
                 return route, found.groupdict()
         return None
 
     def _event(
-        self, request: Request, route: Route, path_parameters: dict[str, str]
+        self, request: Request, route: Route, path_parameters: dict[str, str], request_id: str
     ) -> dict[str, Any]:
         body = request.get_data()
         text_body: str | None
         is_base64 = False
         if not body:
             text_body = None
+        elif request.mimetype in self._gateway.binary_media_types:
+            text_body, is_base64 = base64.b64encode(body).decode(), True
         else:
             try:
                 text_body = body.decode("utf-8")
@@ -113,7 +167,6 @@ class ApiFront:
                 text_body, is_base64 = base64.b64encode(body).decode(), True
         query = request.args
         now = datetime.now(UTC)
-        request_id = str(uuid.uuid4())
         return {
             "resource": route.resource,
             "path": request.path,
@@ -140,7 +193,8 @@ class ApiFront:
                 "identity": {
                     "sourceIp": request.remote_addr,
                     "userAgent": request.user_agent.string,
-                    "apiKey": self._api_key,
+                    "apiKey": self._api_key if route.api_key_required else None,
+                    "apiKeyId": "local-key" if route.api_key_required else None,
                 },
             },
             "body": text_body,
@@ -149,9 +203,6 @@ class ApiFront:
 
     @staticmethod
     def _response(answer: dict[str, Any]) -> Response:
-        if "statusCode" not in answer:
-            # An unhandled error in the function: API Gateway answers 502.
-            return _gateway_error(502, "Internal server error")
         body = answer.get("body") or ""
         data = base64.b64decode(body) if answer.get("isBase64Encoded") else body.encode()
         response = Response(data, status=int(answer["statusCode"]))

@@ -22,7 +22,7 @@ from moto.server import ThreadedMotoServer
 from backdrop import aws
 from backdrop.config import ProviderName
 from backdrop.local import lambdas
-from backdrop.local.api_front import ApiFront, routes_from_events
+from backdrop.local.api_front import ApiFront, Gateway
 from backdrop.local.cloud import ACCOUNT, REGION, LocalCloud, provision
 from backdrop.local.emulator import EmulatorSettings, ProviderEmulator
 from backdrop.local.pollers import EventLog, QueuePoller, batch_failures, sqs_event
@@ -130,9 +130,12 @@ class LocalStack:
         os.environ.update({**cloud.environment, "POWERTOOLS_LOG_LEVEL": log_level})
         lambdas.reset()
 
-        (api_function,) = (f for f in template.functions() if routes_from_events(f.events))
+        (api_function,) = (
+            f for f in template.functions() if any(e["Type"] == "Api" for e in f.events.values())
+        )
+        (api,) = template.of_type("AWS::Serverless::Api").values()
         front = ApiFront(
-            routes=routes_from_events(api_function.events),
+            gateway=Gateway.from_template(api, api_function.events),
             invoke=lambda event: self._invoke(api_function.logical_id, event)[0],
             api_key=self.api_key,
             host=options.host,

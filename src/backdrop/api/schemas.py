@@ -1,0 +1,82 @@
+"""Bodies the API takes and answers besides generations (see models.py and views.py):
+the error shape and the upload form."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+# What POST /v1/uploads accepts: what both providers read (providers.md).
+UPLOAD_TYPES: dict[str, str] = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+UploadContentType = Literal["image/jpeg", "image/png", "image/webp"]
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    field: str | None = Field(default=None, description="The request field at fault.")
+    reason: str | None = None
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable, machine-readable, e.g. invalid_request.")
+    message: str = Field(description="For people; may change.")
+    details: list[ErrorDetail] = Field(default_factory=list)
+    request_id: str | None = Field(default=None, description="Quote it when reporting a problem.")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorInfo
+
+
+def error_responses(*statuses: int) -> dict[int, OpenAPIResponse]:
+    """OpenAPI `responses` entries for error answers, all with the one error shape."""
+    return {
+        status: {
+            "description": ERROR_DESCRIPTIONS[status],
+            "content": {"application/json": {"model": ErrorBody}},
+        }
+        for status in statuses
+    }
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON or multipart body.",
+    403: "Missing or wrong API key.",
+    404: "No such generation, or no such route.",
+    409: "A request with this Idempotency-Key is still being handled.",
+    413: "Too large for the API; upload the photo with POST /v1/uploads.",
+    415: "Send application/json or multipart/form-data.",
+    422: "A field is invalid; details name each field and why.",
+    429: "Throttled, or the API key's daily quota is used up.",
+    500: "Failed on the service's side.",
+    503: "The work could not be started; retry.",
+}
+
+
+class UploadRequest(BaseModel):
+    """Body of POST /v1/uploads."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content_type: UploadContentType = Field(description="The file's type.")
+    content_length: int | None = Field(
+        default=None, ge=1, description="The file's size in bytes; the form then takes only it."
+    )
+
+
+class UploadForm(BaseModel):
+    url: str = Field(description="POST the file here as multipart/form-data...")
+    fields: dict[str, str] = Field(description="...with these fields first, then the file.")
+
+
+class UploadTicket(BaseModel):
+    """Answer of POST /v1/uploads: where to send the file, and the key to use after."""
+
+    image_key: str = Field(description="Pass as image_key to POST /v1/generations.")
+    upload: UploadForm
+    expires_at: datetime
+    max_bytes: int
