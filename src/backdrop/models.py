@@ -37,6 +37,8 @@ FORMATS: dict[str, tuple[str, str]] = {
 Prompt = Field(min_length=1, max_length=1000)
 JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
 MAX_IMAGE_URL_LENGTH = 2083  # Picsart's limit on image_url
+# Lambda takes at most 6 MB per request and base64 adds a third: bigger photos go by upload.
+MAX_INLINE_IMAGE_BYTES = 4 * 1024 * 1024
 
 
 # Caller's own labels, echoed in the job and its events: small, so events stay small.

@@ -32,6 +32,7 @@ from backdrop.api.schemas import (
 from backdrop.config import ProviderName, get_settings
 from backdrop.jobs import JobStore, new_job_id
 from backdrop.models import (
+    MAX_INLINE_IMAGE_BYTES,
     GenerationOptions,
     GenerationRequest,
     GuidanceSource,
@@ -46,8 +47,6 @@ router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 settings = get_settings()
 jobs = JobStore(settings)
 
-# Lambda takes at most 6 MB per request, base64 adds a third: bigger photos go by upload.
-MAX_INLINE_IMAGE_BYTES = 4 * 1024 * 1024
 UPLOADS_PREFIX = "uploads/"
 IDEMPOTENCY_SECONDS = 24 * 3600
 

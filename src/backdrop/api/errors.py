@@ -132,7 +132,21 @@ def register(app: APIGatewayRestResolver) -> None:
     def _no_route(exc: NotFoundError) -> Response[Any]:
         return answer(ApiError(HTTPStatus.NOT_FOUND, "not_found", "no such route"))
 
+    @app.exception_handler(ValueError)  # type: ignore[untyped-decorator]
+    def _value_error(exc: ValueError) -> Response[Any]:
+        # Powertools' multipart reader raises a bare ValueError for a missing boundary.
+        if "boundary" in str(exc):
+            return answer(
+                ApiError(
+                    HTTPStatus.BAD_REQUEST, "malformed_body", "the multipart body has no boundary"
+                )
+            )
+        return _internal(exc)
+
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+    def _unhandled(exc: Exception) -> Response[Any]:
+        return _internal(exc)
+
     def _internal(exc: Exception) -> Response[Any]:
         # Logged whole, answered with nothing of it: a 5xx never shows internals.
         logger.exception("unhandled error in the API")
