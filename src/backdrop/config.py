@@ -40,6 +40,8 @@ class Settings(BaseModel):
     poll_interval_seconds: int = Field(default=3, ge=0, le=60)
     poll_max_attempts: int = Field(default=60, ge=1, le=1000)
     job_ttl_days: int = Field(default=90, ge=1, le=3650)
+    # Lifetime of the result URLs the API hands out; SigV4 allows at most 7 days.
+    result_url_expiry_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
 
 
 @cache
