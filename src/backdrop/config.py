@@ -45,6 +45,8 @@ class Settings(BaseModel):
     cors_allow_origins: str = "*"
     upload_max_bytes: int = Field(default=30 * 1024 * 1024, ge=1, le=100 * 1024 * 1024)
     upload_url_seconds: int = Field(default=900, ge=60, le=604800)
+    # Lifetime of the result URLs the API hands out; SigV4 allows at most 7 days.
+    result_url_expiry_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
 
     @property
     def cors_origins(self) -> list[str]:

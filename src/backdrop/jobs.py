@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -24,6 +25,30 @@ from backdrop.models import (
     ResultImage,
     Trigger,
 )
+
+# Listing: two global secondary indexes on the jobs table (template.yaml), both sorted by
+# LIST_KEY. Every job carries the constant LIST_PARTITION, so one index holds all jobs in
+# creation order; the other is partitioned by status, which the transitions already keep
+# current. LIST_KEY never changes after create, so no transition has to maintain it.
+BY_CREATED_INDEX = "by-created"
+BY_STATUS_INDEX = "by-status"
+LIST_PARTITION = ("kind", "job")
+LIST_KEY = "created_key"
+# Fixed width (always microseconds, always UTC), so text order is time order; the id
+# breaks ties and makes every key unique, so a key is an exact position in a listing.
+LIST_KEY_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z#[0-9a-f]{32}$"
+
+
+def list_key(created_at: datetime, job_id: str) -> str:
+    return f"{created_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{job_id}"
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """Jobs newest first, and the position to continue after (None on the last page)."""
+
+    jobs: list[Job]
+    after: str | None
 
 
 class JobNotFound(Exception):
@@ -79,10 +104,11 @@ class JobStore:
             updated_at=now,
             expires_at=int((now + self._ttl).timestamp()),
         )
+        listing = {LIST_PARTITION[0]: LIST_PARTITION[1], LIST_KEY: list_key(now, job_id)}
         try:
             aws.client("dynamodb").put_item(
                 TableName=self._table_name,
-                Item=_to_item(job.model_dump(mode="json", exclude_none=True)),
+                Item=_to_item(job.model_dump(mode="json", exclude_none=True) | listing),
                 ConditionExpression="attribute_not_exists(id)",
             )
         except ClientError as exc:
@@ -98,6 +124,43 @@ class JobStore:
         if "Item" not in answer:
             raise JobNotFound(job_id)
         return Job.model_validate(_from_item(answer["Item"]))
+
+    def list_page(self, *, status: JobStatus | None, limit: int, after: str | None) -> JobPage:
+        """Up to `limit` jobs newest first, optionally of one status, created before the
+        position `after` (a LIST_KEY from a previous page). A Query on an index keyed by
+        exactly what is asked needs no FilterExpression, so no page comes back short."""
+        partition = LIST_PARTITION if status is None else ("status", status.value)
+        names = {"#p": partition[0]}
+        values = {":p": {"S": partition[1]}}
+        condition = "#p = :p"
+        if after is not None:
+            names["#k"] = LIST_KEY
+            values[":after"] = {"S": after}
+            condition += " AND #k < :after"
+        items: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        # One more than the page tells whether another page exists, so the last page
+        # never hands out a cursor to an empty one. Query may also stop early (1 MB).
+        while len(items) <= limit:
+            answer = aws.client("dynamodb").query(
+                TableName=self._table_name,
+                IndexName=BY_CREATED_INDEX if status is None else BY_STATUS_INDEX,
+                KeyConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ScanIndexForward=False,
+                Limit=limit + 1 - len(items),
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            items += answer["Items"]
+            start = answer.get("LastEvaluatedKey")
+            if start is None:
+                break
+        page = items[:limit]
+        return JobPage(
+            jobs=[Job.model_validate(_from_item(item)) for item in page],
+            after=page[-1][LIST_KEY]["S"] if len(items) > limit else None,
+        )
 
     def mark_running(self, job_id: str, provider_job_id: str | None) -> None:
         """Record the provider's id for the job (None for a synchronous provider); only a

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import time
+from datetime import datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -14,13 +16,8 @@ from tests.e2e.conftest import Local, sample
 pytestmark = pytest.mark.e2e
 
 
-def _results(stack: Local, job: dict[str, object]) -> list[Image.Image]:
-    s3 = stack.client("s3")
-    images = []
-    for result in job["results"]:  # type: ignore[attr-defined]
-        body = s3.get_object(Bucket=stack.ready["results_bucket"], Key=result["key"])["Body"].read()
-        images.append(Image.open(io.BytesIO(body)))
-    return images
+def _results(stack: Local, job: dict[str, Any]) -> list[Image.Image]:
+    return [Image.open(io.BytesIO(body)) for body in stack.download(job)]
 
 
 def test_api_job_with_an_uploaded_image(stack: Local) -> None:
@@ -104,6 +101,34 @@ def test_a_non_image_upload_fails_clearly(stack: Local) -> None:
     error = event["detail"]["error"]
     assert error["code"] == "provider_rejected"
     assert "image" in error["message"].lower()
+
+
+def test_listing_pages_through_every_job_newest_first(stack: Local) -> None:
+    stack.upload("inbox/e2e/listed.png", sample("bottle"))
+    inbox = stack.wait_for_event("inbox/e2e/listed.png")["detail"]["job_id"]
+    first = stack.generate(image_url=_public_url(stack), count=1)
+    second = stack.generate(image_url=_public_url(stack), count=1)
+
+    seen: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params = {"limit": "2"} | ({"cursor": cursor} if cursor else {})
+        answer = stack.api.get("/v1/generations", params=params)
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["items"]) <= 2
+        seen += answer.json()["items"]
+        cursor = answer.json()["next_cursor"]
+        if cursor is None:
+            break
+
+    ids = [job["id"] for job in seen]
+    assert len(ids) == len(set(ids))
+    assert ids.index(second) < ids.index(first) < ids.index(inbox)
+    created = [datetime.fromisoformat(job["created_at"]) for job in seen]
+    assert created == sorted(created, reverse=True)
+    succeeded = stack.api.get("/v1/generations", params={"status": "succeeded"}).json()
+    assert inbox in [job["id"] for job in succeeded["items"]]
+    assert {job["status"] for job in succeeded["items"]} == {"succeeded"}
 
 
 def test_the_api_key_is_required(stack: Local) -> None:

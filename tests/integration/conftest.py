@@ -17,6 +17,8 @@ import pytest
 import respx
 from moto import mock_aws
 
+from backdrop.config import Settings
+from backdrop.jobs import JobStore
 from backdrop.local import lambdas
 from backdrop.local.cloud import REGION, LocalCloud, provision
 from tests.conftest import load_event
@@ -85,8 +87,21 @@ class Stack:
         return answer["executions"]  # type: ignore[no-any-return]
 
     def job(self, job_id: str) -> dict[str, Any]:
-        body = self.get_generation(job_id)
-        return json.loads(body["body"])  # type: ignore[no-any-return]
+        """The job record as stored, internals included (the API shows less of it)."""
+        return self.store().get(job_id).model_dump(mode="json")
+
+    def store(self) -> JobStore:
+        environment = {key.lower(): value for key, value in self.cloud.environment.items()}
+        return JobStore(Settings.model_validate(environment))
+
+    def list_generations(self, **query: str) -> tuple[int, dict[str, Any]]:
+        """GET /v1/generations with this query string, through the API function."""
+        event = load_event("api-list-generations")
+        event["queryStringParameters"] = query or None
+        event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
+        payload, error = self.invoke("ApiFunction", event)
+        assert error is None, payload
+        return payload["statusCode"], json.loads(payload["body"])
 
     def result_keys(self, prefix: str = "") -> list[str]:
         s3 = boto3.client("s3", region_name=REGION)

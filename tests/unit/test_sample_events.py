@@ -54,6 +54,7 @@ def test_every_sample_event_is_used() -> None:
     assert names == {
         "api-create-generation",
         "api-get-generation",
+        "api-list-generations",
         "inbox-sqs-s3",
         "inbox-sqs-s3-test-event",
         "workflow-submit",

@@ -42,6 +42,7 @@ from backdrop.models import (
 )
 from backdrop.observability import logger
 from backdrop.providers import capabilities
+from backdrop.views import GenerationView, generation_view
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 settings = get_settings()
@@ -87,7 +88,7 @@ def _too_large(what: str) -> ApiError:
 )
 def create_generation(
     request: Annotated[GenerationRequest, Body()], idempotency_key: IdempotencyKey = None
-) -> Response[Any]:
+) -> Response[GenerationView]:
     inline = request.inline_image
     if inline is not None and len(inline) > MAX_INLINE_IMAGE_BYTES:
         raise _too_large(f"inline photos are limited to {MAX_INLINE_IMAGE_BYTES // 2**20} MB")
@@ -98,13 +99,9 @@ def create_generation(
     return Response(
         status_code=HTTPStatus.ACCEPTED.value,
         content_type=content_types.APPLICATION_JSON,
-        body=_accepted(job),
+        body=generation_view(job, settings),
         headers={"Location": f"/v1/generations/{job.id}"},
     )
-
-
-def _accepted(job: Job) -> dict[str, Any]:
-    return {"id": job.id, "status": job.status.value}
 
 
 def _claim(key: str, request: GenerationRequest) -> dict[str, Any]:

@@ -1,22 +1,59 @@
-"""GET /v1/generations/{id}: a job as callers see it."""
+"""GET /v1/generations/{id} and GET /v1/generations: jobs as callers see them (views.py)."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated
 
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
+from backdrop.api import cursor as cursors
+from backdrop.api.errors import field_error
+from backdrop.api.schemas import error_responses
 from backdrop.config import get_settings
 from backdrop.jobs import JobNotFound, JobStore
-from backdrop.models import JOB_ID_PATTERN
+from backdrop.models import JOB_ID_PATTERN, JobStatus
+from backdrop.views import GenerationPage, GenerationView, generation_view
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
-jobs = JobStore(get_settings())
+settings = get_settings()
+jobs = JobStore(settings)
+
+MAX_PAGE = 100
 
 
-@router.get("/v1/generations/<job_id>")
-def get_generation(job_id: str) -> dict[str, Any]:
+@router.get(
+    "/v1/generations/<job_id>",
+    summary="A generation: status, request, results with download URLs, error",
+    responses=error_responses(403, 404, 429, 500),
+)
+def get_generation(job_id: str) -> GenerationView:
     if not re.fullmatch(JOB_ID_PATTERN, job_id):
         raise JobNotFound(job_id)
-    return jobs.get(job_id).model_dump(mode="json", exclude={"expires_at"})
+    return generation_view(jobs.get(job_id), settings)
+
+
+@router.get(
+    "/v1/generations",
+    summary="Generations, newest first, a page at a time",
+    responses=error_responses(403, 422, 429, 500),
+)
+def list_generations(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Jobs per page.")] = 20,
+    status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> GenerationPage:
+    after = None
+    if cursor is not None:
+        try:
+            after = cursors.decode(cursor)
+        except cursors.InvalidCursor as exc:
+            raise field_error("cursor", str(exc)) from None
+    page = jobs.list_page(status=status, limit=limit, after=after)
+    return GenerationPage(
+        items=[generation_view(job, settings) for job in page.jobs],
+        next_cursor=None if page.after is None else cursors.encode(page.after),
+    )

@@ -68,11 +68,13 @@ def provision(
 
     for logical_id, props in template.of_type("AWS::DynamoDB::Table").items():
         name = _name(logical_id)
+        gsi = "GlobalSecondaryIndexes" in props
         boto3.client("dynamodb", region_name=REGION).create_table(
             TableName=name,
             AttributeDefinitions=props["AttributeDefinitions"],
             KeySchema=props["KeySchema"],
             BillingMode=props["BillingMode"],
+            **({"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]} if gsi else {}),
         )
         refs[logical_id] = name
         attrs[(logical_id, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"

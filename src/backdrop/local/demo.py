@@ -16,6 +16,7 @@ from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from botocore.exceptions import BotoCoreError, ClientError
@@ -219,7 +220,7 @@ def _collect(ready: dict[str, Any], item: _Tracked, output: Path) -> DemoJob:
         return view
     view.status = job["status"]
     view.provider = job.get("provider")
-    view.prompt = job.get("options", {}).get("prompt", view.prompt)
+    view.prompt = job.get("request", {}).get("prompt", view.prompt)
     if job.get("error"):
         view.error_code, view.error_message = job["error"]["code"], job["error"]["message"]
     if "created_at" in job and "updated_at" in job:
@@ -228,10 +229,15 @@ def _collect(ready: dict[str, Any], item: _Tracked, output: Path) -> DemoJob:
     s3 = aws_client(ready, "s3")
     folder = output / Path(view.input_path).parent
     for n, result in enumerate(job.get("results", []), 1):
-        target = folder / f"{n}{Path(result['key']).suffix}"
+        # The API gives each result a URL; a job known only from its event has keys.
+        where = urlsplit(result["url"]).path if "url" in result else result["key"]
+        target = folder / f"{n}{Path(where).suffix}"
         try:
-            s3.download_file(ready["results_bucket"], result["key"], str(target))
-        except (BotoCoreError, ClientError) as error:
+            if "url" in result:
+                target.write_bytes(httpx.get(result["url"]).raise_for_status().content)
+            else:
+                s3.download_file(ready["results_bucket"], result["key"], str(target))
+        except (BotoCoreError, ClientError, httpx.HTTPError) as error:
             view.status, view.error_code, view.error_message = "failed", "download", str(error)
             continue
         view.result_paths.append(f"{folder.name}/{target.name}")

@@ -1,0 +1,47 @@
+"""Paging cursors of GET /v1/generations: an opaque, URL-safe token for a position in the
+listing (a jobs.LIST_KEY). A checksum makes an edited or truncated cursor fail loudly
+instead of silently starting somewhere else; it is no secret, and needs none: a cursor
+only ever names a position among jobs the caller may list anyway."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+
+from backdrop.jobs import LIST_KEY_PATTERN
+
+_VERSION = "1"
+
+
+class InvalidCursor(ValueError):
+    """Not a cursor this API issued."""
+
+
+def encode(position: str) -> str:
+    payload = f"{_VERSION}.{position}.{_checksum(position)}"
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def decode(cursor: str) -> str:
+    """The position a cursor names; InvalidCursor for anything `encode` did not make."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidCursor("not a cursor from this API; start again without one") from None
+    version, _, rest = payload.partition(".")
+    position, _, checksum = rest.rpartition(".")
+    if (
+        version != _VERSION
+        or not re.fullmatch(LIST_KEY_PATTERN, position)
+        or not hmac.compare_digest(checksum, _checksum(position))
+    ):
+        raise InvalidCursor("not a cursor from this API; start again without one")
+    return position
+
+
+def _checksum(position: str) -> str:
+    return hashlib.sha256(f"backdrop-cursor-{_VERSION}:{position}".encode()).hexdigest()[:12]
