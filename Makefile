@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: dev test lint format demo local emulator pr build clean
+.PHONY: dev test lint format demo local emulator openapi pr build clean
 
 $(STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "backdrop needs Python >= 3.11 (set PYTHON=...)")'
@@ -34,6 +34,9 @@ demo: $(STAMP)  ## run the local stack, generate backgrounds for the sample imag
 
 local: $(STAMP)  ## run the local stack until Ctrl-C
 	$(BIN)/backdrop local
+
+openapi: $(STAMP)  ## rewrite openapi.json from the code (a test fails when they differ)
+	$(BIN)/backdrop openapi > openapi.json
 
 pr: lint test
 

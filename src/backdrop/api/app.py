@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from functools import cache
 from typing import Any
 
@@ -75,7 +76,22 @@ def openapi_document() -> dict[str, Any]:
     document["components"]["schemas"]["GenerationForm"] = form
     body["multipart/form-data"] = {"schema": {"$ref": "#/components/schemas/GenerationForm"}}
     body["application/json"]["schema"] = json_schema
+    _drop_unused_schemas(document)
     return document
+
+
+def _drop_unused_schemas(document: dict[str, Any]) -> None:
+    # Powertools adds its own validation-error schemas; our routes answer ErrorBody instead.
+    schemas = document["components"]["schemas"]
+    used: set[str] = set()
+    pending = [json.dumps(document["paths"])]
+    while pending:
+        for name in re.findall(r"#/components/schemas/(\w+)", pending.pop()):
+            if name not in used:
+                used.add(name)
+                pending.append(json.dumps(schemas[name]))
+    for name in set(schemas) - used:
+        del schemas[name]
 
 
 @app.get("/v1/openapi.json", include_in_schema=False)

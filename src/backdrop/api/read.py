@@ -26,7 +26,7 @@ MAX_PAGE = 100
 @router.get(
     "/v1/generations/<job_id>",
     summary="A generation: status, request, results with download URLs, error",
-    responses=error_responses(403, 404, 429, 500),
+    responses=error_responses(403, 404, 422, 429, 500),
 )
 def get_generation(job_id: str) -> GenerationView:
     if not re.fullmatch(JOB_ID_PATTERN, job_id):
