@@ -379,3 +379,22 @@ def test_the_openapi_document_and_docs_are_served(stack: Stack) -> None:
     assert status == 200
     assert headers["Content-Type"].startswith("text/html")
     assert "swagger" in page.lower()
+
+
+# Found by the schemathesis run (tests/e2e/test_api_schema.py); kept as plain regressions.
+
+
+def test_a_body_that_is_not_utf8_is_400(stack: Stack) -> None:
+    status, _, answer = _call(stack, b"F\xff\xfe", path="/v1/uploads")
+
+    assert status == 400
+    assert _error(answer)["code"] == "malformed_json"
+
+
+def test_a_cursor_outside_ascii_is_422(stack: Stack) -> None:
+    status, _, answer = _call(
+        stack, None, path="/v1/generations", method="GET", query={"cursor": "¶Þ\U0010105c"}
+    )
+
+    assert status == 422
+    assert [d["field"] for d in _error(answer)["details"]] == ["cursor"]

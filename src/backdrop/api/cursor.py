@@ -6,7 +6,6 @@ only ever names a position among jobs the caller may list anyway."""
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import re
@@ -30,7 +29,7 @@ def decode(cursor: str) -> str:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         payload = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # bad base64 or UTF-8, or characters outside ASCII
         raise InvalidCursor("not a cursor from this API; start again without one") from None
     version, _, rest = payload.partition(".")
     position, _, checksum = rest.rpartition(".")

@@ -134,7 +134,12 @@ def register(app: APIGatewayRestResolver) -> None:
 
     @app.exception_handler(ValueError)  # type: ignore[untyped-decorator]
     def _value_error(exc: ValueError) -> Response[Any]:
-        # Powertools' multipart reader raises a bare ValueError for a missing boundary.
+        # Powertools' body readers raise these bare: bytes that are not UTF-8, and a
+        # multipart body without its boundary.
+        if isinstance(exc, UnicodeDecodeError):
+            return answer(
+                ApiError(HTTPStatus.BAD_REQUEST, "malformed_json", "the body is not UTF-8 JSON")
+            )
         if "boundary" in str(exc):
             return answer(
                 ApiError(

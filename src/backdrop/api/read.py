@@ -26,7 +26,7 @@ MAX_PAGE = 100
 @router.get(
     "/v1/generations/<job_id>",
     summary="A generation: status, request, results with download URLs, error",
-    responses=error_responses(403, 404, 422, 429, 500),
+    responses={200: {"description": "The generation."}, **error_responses(403, 404, 422, 429, 500)},
 )
 def get_generation(job_id: str) -> GenerationView:
     if not re.fullmatch(JOB_ID_PATTERN, job_id):
@@ -37,7 +37,10 @@ def get_generation(job_id: str) -> GenerationView:
 @router.get(
     "/v1/generations",
     summary="Generations, newest first, a page at a time",
-    responses=error_responses(403, 422, 429, 500),
+    responses={
+        200: {"description": "A page of generations."},
+        **error_responses(403, 422, 429, 500),
+    },
 )
 def list_generations(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Jobs per page.")] = 20,
