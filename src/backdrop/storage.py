@@ -153,3 +153,27 @@ def existing_keys(bucket: str, prefix: str) -> set[str]:
     """Keys already under `prefix` (a retried task skips the work already done)."""
     answer = aws.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)
     return {item["Key"] for item in answer.get("Contents", [])}
+
+
+def put_bytes(bucket: str, key: str, data: bytes, content_type: str) -> str | None:
+    """Store a small object; returns its version id (None in an unversioned bucket)."""
+    answer = aws.client("s3").put_object(
+        Bucket=bucket, Key=key, Body=data, ContentType=content_type
+    )
+    version = answer.get("VersionId")
+    return str(version) if version else None
+
+
+def presigned_post(
+    bucket: str, key: str, *, content_type: str, sizes: tuple[int, int], expires_in: int
+) -> tuple[str, dict[str, str]]:
+    """A browser-style upload form for one object: S3 itself refuses another content type
+    or a size outside `sizes` (inclusive), whatever the client sends. Returns (url, fields)."""
+    form = aws.client("s3").generate_presigned_post(
+        Bucket=bucket,
+        Key=key,
+        Fields={"Content-Type": content_type},
+        Conditions=[{"Content-Type": content_type}, ["content-length-range", *sizes]],
+        ExpiresIn=expires_in,
+    )
+    return str(form["url"]), dict(form["fields"])

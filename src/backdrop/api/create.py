@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from botocore.exceptions import ClientError
 
-from backdrop import aws, executions, images
+from backdrop import executions, images, storage
 from backdrop.api.errors import ApiError, field_error
 from backdrop.api.schemas import (
     UPLOAD_TYPES,
@@ -206,12 +206,10 @@ def _image(request: GenerationRequest, provider: ProviderName) -> ImageSource:
     try:
         info = images.inspect_bytes(inline, provider=provider)
     except images.ImageRejected as exc:
-        raise field_error(field, exc.message, code=exc.code) from None
+        raise field_error(field, exc.message, code=exc.code, message=exc.message) from None
     key = f"{UPLOADS_PREFIX}{uuid.uuid4().hex}.{UPLOAD_TYPES[info.content_type]}"
-    stored = aws.client("s3").put_object(
-        Bucket=settings.input_bucket, Key=key, Body=inline, ContentType=info.content_type
-    )
-    return ImageSource(bucket=settings.input_bucket, key=key, version_id=stored.get("VersionId"))
+    version = storage.put_bytes(settings.input_bucket, key, inline, info.content_type)
+    return ImageSource(bucket=settings.input_bucket, key=key, version_id=version)
 
 
 def _uploaded(key: str, field: str, provider: ProviderName) -> ImageSource:
@@ -221,7 +219,7 @@ def _uploaded(key: str, field: str, provider: ProviderName) -> ImageSource:
     try:
         images.inspect_object(settings.input_bucket, key, None, provider=provider)
     except images.ImageRejected as exc:
-        raise field_error(field, exc.message, code=exc.code) from None
+        raise field_error(field, exc.message, code=exc.code, message=exc.message) from None
     except ClientError as exc:
         if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "403"):
             raise
@@ -245,20 +243,16 @@ def create_upload(request: Annotated[UploadRequest, Body()]) -> Response[UploadT
         raise field_error("content_length", f"files are limited to {limit} bytes")
     key = f"{UPLOADS_PREFIX}{uuid.uuid4().hex}.{UPLOAD_TYPES[request.content_type]}"
     smallest, largest = (request.content_length or 1), (request.content_length or limit)
-    form = aws.client("s3").generate_presigned_post(
-        Bucket=settings.input_bucket,
-        Key=key,
-        Fields={"Content-Type": request.content_type},
-        # S3 itself refuses another type or size, whatever the client sends.
-        Conditions=[
-            {"Content-Type": request.content_type},
-            ["content-length-range", smallest, largest],
-        ],
-        ExpiresIn=settings.upload_url_seconds,
+    url, fields = storage.presigned_post(
+        settings.input_bucket,
+        key,
+        content_type=request.content_type,
+        sizes=(smallest, largest),
+        expires_in=settings.upload_url_seconds,
     )
     ticket = UploadTicket(
         image_key=key,
-        upload=UploadForm(url=form["url"], fields=form["fields"]),
+        upload=UploadForm(url=url, fields=fields),
         expires_at=datetime.now(UTC) + timedelta(seconds=settings.upload_url_seconds),
         max_bytes=largest,
     )

@@ -44,13 +44,12 @@ class ApiError(Exception):
         self.details = details or []
 
 
-def field_error(field: str, reason: str, code: str = "invalid_request") -> ApiError:
+def field_error(
+    field: str, reason: str, code: str = "invalid_request", message: str = "the request is invalid"
+) -> ApiError:
     """A 422 about one field of the request."""
     return ApiError(
-        HTTPStatus.UNPROCESSABLE_ENTITY,
-        code,
-        "the request is invalid",
-        [{"field": field, "reason": reason}],
+        HTTPStatus.UNPROCESSABLE_ENTITY, code, message, [{"field": field, "reason": reason}]
     )
 
 
@@ -135,12 +134,13 @@ def register(app: APIGatewayRestResolver) -> None:
     @app.exception_handler(ValueError)  # type: ignore[untyped-decorator]
     def _value_error(exc: ValueError) -> Response[Any]:
         # Powertools' body readers raise these bare: bytes that are not UTF-8, and a
-        # multipart body without its boundary.
+        # multipart body whose Content-Type has no boundary to split it by.
         if isinstance(exc, UnicodeDecodeError):
             return answer(
                 ApiError(HTTPStatus.BAD_REQUEST, "malformed_json", "the body is not UTF-8 JSON")
             )
-        if "boundary" in str(exc):
+        content_type = app.current_event.headers.get("content-type") or ""
+        if content_type.startswith("multipart/form-data") and "boundary=" not in content_type:
             return answer(
                 ApiError(
                     HTTPStatus.BAD_REQUEST, "malformed_body", "the multipart body has no boundary"
