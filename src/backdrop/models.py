@@ -104,6 +104,19 @@ class JobError(BaseModel):
     message: str
 
 
+class Refused(Exception):
+    """Work refused before it starts, for a reason its job records as its error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def error(self) -> JobError:
+        return JobError(code=self.code, message=self.message)
+
+
 class Job(BaseModel):
     """One generation: the record in the jobs table, and what GET /v1/generations/{id} shows."""
 

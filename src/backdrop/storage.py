@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 from boto3.s3.transfer import TransferConfig
@@ -37,21 +38,40 @@ def presigned_get(bucket: str, key: str, expires_in: int, version_id: str | None
     )
 
 
-def object_metadata(bucket: str, key: str, version_id: str | None) -> dict[str, str] | None:
-    """The object's user metadata (x-amz-meta-*), or None if it no longer exists."""
+def _head(bucket: str, key: str, version_id: str | None) -> dict[str, Any] | None:
     extra = {"VersionId": version_id} if version_id else {}
     try:
-        head = aws.client("s3").head_object(Bucket=bucket, Key=key, **extra)
+        return dict(aws.client("s3").head_object(Bucket=bucket, Key=key, **extra))
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NoSuchVersion"):
             return None
         raise
-    return dict(head.get("Metadata", {}))
+
+
+def object_metadata(bucket: str, key: str, version_id: str | None) -> dict[str, str] | None:
+    """The object's user metadata (x-amz-meta-*), or None if it no longer exists."""
+    head = _head(bucket, key, version_id)
+    return None if head is None else dict(head.get("Metadata", {}))
+
+
+def object_size(bucket: str, key: str, version_id: str | None) -> int | None:
+    """The object's size in bytes, or None if it does not exist."""
+    head = _head(bucket, key, version_id)
+    return None if head is None else int(head["ContentLength"])
 
 
 def read_object(bucket: str, key: str, version_id: str | None = None) -> bytes:
     extra = {"VersionId": version_id} if version_id else {}
     return bytes(aws.client("s3").get_object(Bucket=bucket, Key=key, **extra)["Body"].read())
+
+
+def read_object_head(bucket: str, key: str, version_id: str | None, length: int) -> bytes:
+    """The first `length` bytes of an object (all of it, if it is shorter)."""
+    extra = {"VersionId": version_id} if version_id else {}
+    answer = aws.client("s3").get_object(
+        Bucket=bucket, Key=key, Range=f"bytes=0-{length - 1}", **extra
+    )
+    return bytes(answer["Body"].read())
 
 
 class _StreamReader(io.RawIOBase):
