@@ -16,9 +16,11 @@ from pydantic import (
     model_validator,
 )
 
+# Defined with the settings (inbox presets take them too), and shared from here.
+from backdrop.config import MAX_SEED as MAX_SEED
+from backdrop.config import ImageFormat as ImageFormat
 from backdrop.config import PhotoroomModel, ProviderName
 
-ImageFormat = Literal["JPG", "PNG", "WEBP"]
 Trigger = Literal["api", "inbox"]
 
 # Requested format -> (file extension, content type) of the stored results.
@@ -50,7 +52,6 @@ class JobStatus(StrEnum):
 
 ReferenceBox = Literal["subjectBox", "originalImage"]
 OUTPUT_SIZE_PATTERN = r"^(auto|originalImage|croppedSubject|[1-9][0-9]{0,3}x[1-9][0-9]{0,3})$"
-MAX_SEED = 2**32 - 1
 
 
 class ImageSource(BaseModel):

@@ -21,6 +21,9 @@ _TRANSFER = TransferConfig(
 )
 
 
+INBOX_PREFIX = "inbox/"
+
+
 def result_key(job_id: str, index: int, image_format: str) -> str:
     extension, _ = FORMATS[image_format]
     return f"{results_prefix(job_id)}{index}.{extension}"
