@@ -17,7 +17,7 @@ import pytest
 import respx
 from moto import mock_aws
 
-from backdrop.local import lambdas
+from backdrop.local import lambdas, s3_events
 from backdrop.local.cloud import REGION, LocalCloud, provision
 from tests.conftest import load_event
 
@@ -125,6 +125,7 @@ def make_stack(
     config = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
     with mock_aws(config=config):  # type: ignore[arg-type]
         lambdas.install()
+        s3_events.install()
 
         stacks: list[Stack] = []
 

@@ -97,12 +97,10 @@ def test_duplicate_notification_starts_one_execution(
     assert _deliver(stack, messages + messages) == set()
     assert _deliver(stack, messages) == set()
 
-    # Then exactly one execution ran, named by the job id derived from the object's
-    # version (or its ETag where the notification has no version, as moto's has none)
+    # Then exactly one execution ran, named by the job id derived from the object's version
     s3_object = json.loads(messages[0]["Body"])["Records"][0]["s3"]["object"]
-    assert s3_object.get("versionId", put["VersionId"]) == put["VersionId"]
-    version = s3_object.get("versionId") or s3_object["eTag"]
-    job_id = source_job_id(stack.cloud.input_bucket, key, version)
+    assert s3_object["versionId"] == put["VersionId"]
+    job_id = source_job_id(stack.cloud.input_bucket, key, put["VersionId"])
     assert [e["name"] for e in stack.executions()] == [job_id]
     assert stack.wait_for_execution(job_id)["status"] == "SUCCEEDED"
 
