@@ -4,12 +4,32 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Json, StringConstraints
 
 ProviderName = Literal["picsart", "photoroom"]
 PhotoroomModel = Literal["3", "background-studio-beta-2025-03-17", "2"]
+ImageFormat = Literal["JPG", "PNG", "WEBP"]
+MAX_SEED = 2**32 - 1
+
+
+class InboxPreset(BaseModel):
+    """Options for every image dropped in one inbox folder (`inbox/<preset name>/...`).
+    Object metadata overrides them field by field; what neither gives comes from the stack."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prompt: str | None = Field(default=None, min_length=1, max_length=1000)
+    negative_prompt: str | None = Field(default=None, max_length=1000)
+    count: int | None = Field(default=None, ge=1, le=10)
+    format: ImageFormat | None = None
+    provider: ProviderName | None = None
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+
+
+# A preset is named by a folder: one path segment.
+PresetName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^/]+$")]
 
 
 class Settings(BaseModel):
@@ -51,6 +71,9 @@ class Settings(BaseModel):
     @property
     def cors_origins(self) -> list[str]:
         return [origin.strip() for origin in self.cors_allow_origins.split(",") if origin.strip()]
+
+    # JSON object: preset name -> InboxPreset. Parsed here, so a bad preset fails the cold start.
+    inbox_presets: Json[dict[PresetName, InboxPreset]] = Field(default_factory=dict)
 
 
 @cache

@@ -7,7 +7,7 @@ import json
 
 from botocore.exceptions import ClientError
 
-from backdrop import aws, events
+from backdrop import aws, outcomes
 from backdrop.config import ProviderName, Settings
 from backdrop.jobs import JobStore
 from backdrop.models import GenerationOptions, ImageSource, Job, JobError, JobStatus, Trigger
@@ -58,9 +58,7 @@ def fail_job(*, settings: Settings, jobs: JobStore, job_id: str, error: JobError
     """Fail a job that never reached the workflow, and announce it as the workflow would.
     Calling it again announces again: events are at-least-once, a lost one is worse."""
     job = jobs.mark_failed(job_id, error)
-    events.publish_outcome(
-        job, bus_name=settings.event_bus_name, results_bucket=settings.results_bucket
-    )
+    outcomes.announce(job, settings)
     return job
 
 
@@ -73,13 +71,15 @@ def reject_job(
     source: ImageSource,
     options: GenerationOptions,
     error: JobError,
+    provider: ProviderName | None = None,
 ) -> Job:
-    """Record a job that cannot start (bad options) as failed, and announce it like any
-    other failure. A redelivery announces it again, in case the first announcement failed."""
+    """Record a job that cannot start (bad options, an image the provider would refuse) as
+    failed, and announce it like any other failure. A redelivery announces it again, in
+    case the first announcement failed."""
     job, _ = jobs.create(
         job_id=job_id,
         trigger=trigger,
-        provider=settings.default_provider,
+        provider=provider or settings.default_provider,
         source=source,
         options=options,
     )

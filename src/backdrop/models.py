@@ -22,9 +22,11 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+# Defined with the settings (inbox presets take them too), and shared from here.
+from backdrop.config import MAX_SEED as MAX_SEED
+from backdrop.config import ImageFormat as ImageFormat
 from backdrop.config import PhotoroomModel, ProviderName
 
-ImageFormat = Literal["JPG", "PNG", "WEBP"]
 Trigger = Literal["api", "inbox"]
 
 # Requested format -> (file extension, content type) of the stored results.
@@ -58,7 +60,6 @@ class JobStatus(StrEnum):
 
 ReferenceBox = Literal["subjectBox", "originalImage"]
 OUTPUT_SIZE_PATTERN = r"^(auto|originalImage|croppedSubject|[1-9][0-9]{0,3}x[1-9][0-9]{0,3})$"
-MAX_SEED = 2**32 - 1
 
 
 class ImageSource(BaseModel):
@@ -110,6 +111,19 @@ class ResultImage(BaseModel):
 class JobError(BaseModel):
     code: str
     message: str
+
+
+class Refused(Exception):
+    """Work refused before it starts, for a reason its job records as its error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def error(self) -> JobError:
+        return JobError(code=self.code, message=self.message)
 
 
 class Job(BaseModel):

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
+from pathlib import PurePosixPath
+from typing import Any
 
 import httpx
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from backdrop import aws
-from backdrop.models import FORMATS, ResultImage
+from backdrop.models import FORMATS, Job, ResultImage
 from backdrop.providers.errors import ProviderUnavailable, ResultUnavailable
 
 # Results are streamed in parts of this size: memory stays bounded whatever the image size.
@@ -20,13 +23,33 @@ _TRANSFER = TransferConfig(
 )
 
 
-def result_key(job_id: str, index: int, image_format: str) -> str:
-    extension, _ = FORMATS[image_format]
-    return f"{results_prefix(job_id)}{index}.{extension}"
+INBOX_PREFIX = "inbox/"
+OUTBOX_PREFIX = "outbox/"
+MANIFEST_NAME = "manifest.json"
+# Every result carries the id of the job that wrote it: a folder shared by the versions of
+# one inbox image can tell this job's images from an earlier one's.
+JOB_ID_METADATA = "job-id"
+_RESULT_NAME = re.compile(r"^[0-9]+\.(?:" + "|".join(ext for ext, _ in FORMATS.values()) + r")$")
 
 
-def results_prefix(job_id: str) -> str:
-    return f"results/{job_id}/"
+def results_prefix(job: Job) -> str:
+    """Where a job's results go. An inbox image's go beside their source, so a re-upload
+    replaces them (inbox/spring/mug.png -> outbox/spring/mug/); any other job's under its id."""
+    key = job.source.key
+    if job.trigger == "inbox" and key is not None and key.startswith(INBOX_PREFIX):
+        folder, _, name = key.removeprefix(INBOX_PREFIX).rpartition("/")
+        stem = PurePosixPath(name).stem or name
+        return f"{OUTBOX_PREFIX}{folder}/{stem}/" if folder else f"{OUTBOX_PREFIX}{stem}/"
+    return f"results/{job.id}/"
+
+
+def result_key(job: Job, index: int) -> str:
+    extension, _ = FORMATS[job.options.format]
+    return f"{results_prefix(job)}{index}.{extension}"
+
+
+def manifest_key(job: Job) -> str:
+    return f"{results_prefix(job)}{MANIFEST_NAME}"
 
 
 def presigned_get(bucket: str, key: str, expires_in: int, version_id: str | None = None) -> str:
@@ -37,21 +60,40 @@ def presigned_get(bucket: str, key: str, expires_in: int, version_id: str | None
     )
 
 
-def object_metadata(bucket: str, key: str, version_id: str | None) -> dict[str, str] | None:
-    """The object's user metadata (x-amz-meta-*), or None if it no longer exists."""
+def _head(bucket: str, key: str, version_id: str | None) -> dict[str, Any] | None:
     extra = {"VersionId": version_id} if version_id else {}
     try:
-        head = aws.client("s3").head_object(Bucket=bucket, Key=key, **extra)
+        return dict(aws.client("s3").head_object(Bucket=bucket, Key=key, **extra))
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NoSuchVersion"):
             return None
         raise
-    return dict(head.get("Metadata", {}))
+
+
+def object_metadata(bucket: str, key: str, version_id: str | None) -> dict[str, str] | None:
+    """The object's user metadata (x-amz-meta-*), or None if it no longer exists."""
+    head = _head(bucket, key, version_id)
+    return None if head is None else dict(head.get("Metadata", {}))
+
+
+def object_size(bucket: str, key: str, version_id: str | None) -> int | None:
+    """The object's size in bytes, or None if it does not exist."""
+    head = _head(bucket, key, version_id)
+    return None if head is None else int(head["ContentLength"])
 
 
 def read_object(bucket: str, key: str, version_id: str | None = None) -> bytes:
     extra = {"VersionId": version_id} if version_id else {}
     return bytes(aws.client("s3").get_object(Bucket=bucket, Key=key, **extra)["Body"].read())
+
+
+def read_object_head(bucket: str, key: str, version_id: str | None, length: int) -> bytes:
+    """The first `length` bytes of an object (all of it, if it is shorter)."""
+    extra = {"VersionId": version_id} if version_id else {}
+    answer = aws.client("s3").get_object(
+        Bucket=bucket, Key=key, Range=f"bytes=0-{length - 1}", **extra
+    )
+    return bytes(answer["Body"].read())
 
 
 class _StreamReader(io.RawIOBase):
@@ -79,7 +121,14 @@ class _StreamReader(io.RawIOBase):
 
 
 def copy_url_to_s3(
-    http: httpx.Client, *, url: str, bucket: str, key: str, image_format: str, provider: str
+    http: httpx.Client,
+    *,
+    url: str,
+    bucket: str,
+    key: str,
+    image_format: str,
+    provider: str,
+    metadata: dict[str, str] | None = None,
 ) -> ResultImage:
     """Stream one result from the provider into the results bucket."""
     _, default_type = FORMATS[image_format]
@@ -107,6 +156,7 @@ def copy_url_to_s3(
                 bucket=bucket,
                 key=key,
                 content_type=content_type,
+                metadata=metadata,
             )
     except httpx.TransportError as exc:
         raise ProviderUnavailable(
@@ -149,10 +199,45 @@ def describe_result(bucket: str, key: str, index: int) -> ResultImage:
     )
 
 
-def existing_keys(bucket: str, prefix: str) -> set[str]:
-    """Keys already under `prefix` (a retried task skips the work already done)."""
-    answer = aws.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)
-    return {item["Key"] for item in answer.get("Contents", [])}
+def stored_by_job(bucket: str, prefix: str, keys: list[str], job_id: str) -> set[str]:
+    """Which of `keys` (all under `prefix`) this job has written already: a retried task
+    skips them. An image left by another job, such as an earlier version of the same inbox
+    image, does not count. Listed first, so only objects that exist are asked about."""
+    listed = _direct_children(bucket, prefix) & set(keys)
+    return {
+        key
+        for key in listed
+        if (_head(bucket, key, None) or {}).get("Metadata", {}).get(JOB_ID_METADATA) == job_id
+    }
+
+
+def _direct_children(bucket: str, prefix: str) -> set[str]:
+    pages = (
+        aws.client("s3")
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+    )
+    return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+
+def remove_other_results(bucket: str, prefix: str, keep: set[str]) -> list[str]:
+    """Delete the result images directly under `prefix` that are not in `keep` (those of an
+    earlier version, e.g. one with a larger count); returns the keys deleted. Nothing but
+    result images is touched: not the manifest, not a deeper folder."""
+    s3 = aws.client("s3")
+    stale = sorted(
+        key
+        for key in _direct_children(bucket, prefix) - keep
+        if _RESULT_NAME.match(key.removeprefix(prefix))
+    )
+    for start in range(0, len(stale), 1000):  # DeleteObjects takes 1000 keys at a time
+        batch = [{"Key": key} for key in stale[start : start + 1000]]
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+    return stale
+
+
+def put_json(bucket: str, key: str, body: str) -> None:
+    put_bytes(bucket, key, body.encode(), "application/json")
 
 
 def put_bytes(bucket: str, key: str, data: bytes, content_type: str) -> str | None:

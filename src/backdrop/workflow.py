@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from aws_lambda_powertools.utilities import parameters
 
-from backdrop import events, storage
+from backdrop import outcomes, storage
 from backdrop.config import Settings
 from backdrop.jobs import JobConflict, JobStore
 from backdrop.models import (
@@ -140,9 +140,10 @@ def store(
             http,
             url=url,
             bucket=settings.results_bucket,
-            key=storage.result_key(job_id, index, job.options.format),
+            key=storage.result_key(job, index),
             image_format=job.options.format,
             provider=job.provider,
+            metadata={storage.JOB_ID_METADATA: job_id},
         )
         for index, url in enumerate(urls)
     ]
@@ -163,8 +164,9 @@ def generate(
         jobs.mark_running(job_id, None)
     options = job.options
     seeds = _seeds(job)
-    keys = [storage.result_key(job_id, i, options.format) for i in range(options.count)]
-    done = storage.existing_keys(settings.results_bucket, storage.results_prefix(job_id))
+    keys = [storage.result_key(job, i) for i in range(options.count)]
+    prefix = storage.results_prefix(job)
+    done = storage.stored_by_job(settings.results_bucket, prefix, keys, job_id)
     image_url = _url(job.source)
     edit = EditOptions(
         prompt=options.prompt,
@@ -189,7 +191,7 @@ def generate(
                     bucket=settings.results_bucket,
                     key=keys[index],
                     content_type=image.content_type,
-                    metadata={"seed": str(seed)},
+                    metadata={"seed": str(seed), storage.JOB_ID_METADATA: job_id},
                 )
         return storage.describe_result(settings.results_bucket, keys[index], index)
 
@@ -243,7 +245,5 @@ def mark_failed(job_id: str, error: str, cause: str | None, *, jobs: JobStore) -
 
 def publish(job_id: str, *, settings: Settings, jobs: JobStore) -> Job:
     job = jobs.get(job_id)
-    events.publish_outcome(
-        job, bus_name=settings.event_bus_name, results_bucket=settings.results_bucket
-    )
+    outcomes.announce(job, settings)
     return job

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 from datetime import datetime
 from typing import Any
@@ -92,15 +93,20 @@ def test_an_error_status_fails_the_job(stack: Local) -> None:
     assert event["detail"]["error"]["code"] == "provider_failed"
 
 
-def test_a_non_image_upload_fails_clearly(stack: Local) -> None:
+def test_a_non_image_upload_fails_clearly_before_any_provider_call(stack: Local) -> None:
     stack.upload("inbox/e2e/notes.png", b"these are not pixels")
 
     event = stack.wait_for_event("inbox/e2e/notes.png")
 
     assert event["detail-type"] == "Generation Failed"
     error = event["detail"]["error"]
-    assert error["code"] == "provider_rejected"
+    assert error["code"] == "invalid_image"
     assert "image" in error["message"].lower()
+    assert stack.stats()["picsart"]["submissions"] == 0
+    manifest = stack.client("s3").get_object(
+        Bucket=stack.ready["results_bucket"], Key="outbox/e2e/notes/manifest.json"
+    )
+    assert json.loads(manifest["Body"].read())["error"] == error
 
 
 def test_listing_pages_through_every_job_newest_first(stack: Local) -> None:

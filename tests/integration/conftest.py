@@ -19,7 +19,7 @@ from moto import mock_aws
 
 from backdrop.config import Settings
 from backdrop.jobs import JobStore
-from backdrop.local import lambdas
+from backdrop.local import lambdas, s3_events
 from backdrop.local.cloud import REGION, LocalCloud, provision
 from tests.conftest import load_event
 
@@ -108,6 +108,16 @@ class Stack:
         answer = s3.list_objects_v2(Bucket=self.cloud.results_bucket, Prefix=prefix)
         return [item["Key"] for item in answer.get("Contents", [])]
 
+    def job_ids(self) -> list[str]:
+        """Every job recorded, however it ended (read from the table, not the API)."""
+        table = boto3.resource("dynamodb", region_name=REGION).Table(self.cloud.jobs_table)
+        return [item["id"] for item in table.scan(ProjectionExpression="id")["Items"]]
+
+    def manifest(self, prefix: str) -> dict[str, Any]:
+        s3 = boto3.client("s3", region_name=REGION)
+        body = s3.get_object(Bucket=self.cloud.results_bucket, Key=f"{prefix}manifest.json")
+        return json.loads(body["Body"].read())  # type: ignore[no-any-return]
+
     def published_events(self) -> list[dict[str, Any]]:
         sqs = boto3.client("sqs", region_name=REGION)
         found: list[dict[str, Any]] = []
@@ -130,6 +140,7 @@ def make_stack(
     config = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
     with mock_aws(config=config):  # type: ignore[arg-type]
         lambdas.install()
+        s3_events.install()
 
         stacks: list[Stack] = []
 

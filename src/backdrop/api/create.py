@@ -216,16 +216,14 @@ def _uploaded(key: str, field: str, provider: ProviderName) -> ImageSource:
     """A photo sent with POST /v1/uploads: it must be there, and be an image the provider takes."""
     if not key.startswith(UPLOADS_PREFIX) or ".." in key:
         raise field_error(field, "use the image_key answered by POST /v1/uploads")
+    if storage.object_size(settings.input_bucket, key, None) is None:
+        raise field_error(
+            field, "nothing has been uploaded with this key (or the upload has expired)"
+        )
     try:
         images.inspect_object(settings.input_bucket, key, None, provider=provider)
     except images.ImageRejected as exc:
         raise field_error(field, exc.message, code=exc.code, message=exc.message) from None
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "403"):
-            raise
-        raise field_error(
-            field, "nothing has been uploaded with this key (or the upload has expired)"
-        ) from None
     return ImageSource(bucket=settings.input_bucket, key=key)
 
 

@@ -21,7 +21,7 @@ from moto.server import ThreadedMotoServer
 
 from backdrop import aws
 from backdrop.config import ProviderName
-from backdrop.local import lambdas
+from backdrop.local import lambdas, s3_events
 from backdrop.local.api_front import ApiFront, Gateway
 from backdrop.local.cloud import ACCOUNT, REGION, LocalCloud, provision
 from backdrop.local.emulator import EmulatorSettings, ProviderEmulator
@@ -98,6 +98,7 @@ class LocalStack:
             },
         ).raise_for_status()
         lambdas.install()
+        s3_events.install()
 
         parameters = {**LOCAL_PARAMETERS, **options.parameters}
         secrets: dict[str, str] = {}
@@ -172,6 +173,7 @@ class LocalStack:
             "jobs_table": cloud.jobs_table,
             "state_machine_arn": cloud.state_machine_arn,
             "event_bus": cloud.event_bus,
+            "inbox_queue_url": cloud.inbox_queue_url,
             "inbox_dead_letter_queue_url": cloud.inbox_dlq_url,
             "events_file": str(options.events_file) if options.events_file else None,
             "provider": "+".join(options.real_providers) or "emulator",

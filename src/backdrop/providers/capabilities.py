@@ -6,8 +6,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from backdrop.config import PhotoroomModel, ProviderName
-from backdrop.models import GenerationRequest
+from backdrop.models import GenerationOptions, GenerationRequest
 from backdrop.providers.photoroom import NEGATIVE_PROMPT_MODELS
+
+MB = 1000 * 1000
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """What a provider accepts as the product photo (providers.md)."""
+
+    formats: tuple[str, ...]  # Pillow's format names
+    max_bytes: int
+
+
+INPUT_LIMITS: dict[ProviderName, InputLimits] = {
+    "picsart": InputLimits(formats=("JPEG", "PNG", "WEBP"), max_bytes=100 * MB),
+    "photoroom": InputLimits(formats=("PNG", "JPEG", "WEBP"), max_bytes=30 * MB),
+}
 
 # Request fields only some providers take (the image, prompt, count and format all do).
 OPTIONAL_FIELDS = (
@@ -32,9 +48,13 @@ class Unsupported:
 
 
 def unsupported(
-    provider: ProviderName, request: GenerationRequest, *, photoroom_model: PhotoroomModel
+    provider: ProviderName,
+    request: GenerationRequest | GenerationOptions,
+    *,
+    photoroom_model: PhotoroomModel,
 ) -> list[Unsupported]:
-    """Every option in `request` that `provider` cannot honour, with why."""
+    """Every option in `request` (an API request, or an inbox image's resolved options) that
+    `provider` cannot honour, with why."""
     problems = [
         Unsupported(field, f"{provider} does not support {field}")
         for field in OPTIONAL_FIELDS

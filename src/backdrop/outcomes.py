@@ -1,0 +1,28 @@
+"""How a finished job is made known, whether the workflow ran it or it was refused before:
+an inbox job's folder shows only its own results, then its manifest, then its event."""
+
+from __future__ import annotations
+
+from backdrop import events, manifests, storage
+from backdrop.config import Settings
+from backdrop.models import Job
+from backdrop.observability import logger
+
+
+def announce(job: Job, settings: Settings) -> None:
+    """Safe to repeat (a retried task, a redelivered notification): the same files are
+    written again, and the event is sent again (events are at-least-once)."""
+    if job.trigger == "inbox":
+        # A re-upload replaces what its earlier version left: images it did not write go,
+        # before the manifest says what is there.
+        removed = storage.remove_other_results(
+            settings.results_bucket,
+            storage.results_prefix(job),
+            keep={result.key for result in job.results},
+        )
+        if removed:
+            logger.info("earlier results removed", extra={"job_id": job.id, "keys": removed})
+        manifests.write(job, settings.results_bucket)
+    events.publish_outcome(
+        job, bus_name=settings.event_bus_name, results_bucket=settings.results_bucket
+    )
