@@ -7,8 +7,10 @@ import copy
 import json
 import re
 from functools import cache
+from pathlib import Path
 from typing import Any
 
+import aws_lambda_powertools.event_handler as event_handler
 from aws_lambda_powertools.event_handler import (
     APIGatewayRestResolver,
     CORSConfig,
@@ -101,11 +103,7 @@ def openapi_json() -> dict[str, Any]:
 
 @app.get("/v1/docs", include_in_schema=False)
 def docs() -> Response[str]:
-    # Powertools' own Swagger UI page, fed our document (with its multipart form).
-    from pathlib import Path
-
-    import aws_lambda_powertools.event_handler as event_handler
-
+    # Powertools' own Swagger UI page and assets, fed our document (with its multipart form).
     assets = Path(event_handler.__file__).parent / "openapi" / "swagger_ui"
     page = generate_swagger_html(
         json.dumps(openapi_document()).replace("</", "<\\/"),
