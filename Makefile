@@ -3,14 +3,19 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+LOCK := dependencies/requirements.txt
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
+# What the Lambda runtime already has: never pinned or packaged.
+RUNTIME_PROVIDED := boto3 botocore s3transfer jmespath python-dateutil six urllib3
 
-.PHONY: dev test lint format demo local emulator openapi pr build clean
+.PHONY: dev test lint format demo local emulator openapi pr build lock clean
 
 $(STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "backdrop needs Python >= 3.11 (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	# The functions' pinned dependencies first, exactly as the layer has them; then the rest.
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(LOCK)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
@@ -39,6 +44,11 @@ openapi: $(STAMP)  ## rewrite openapi.json from the code (a test fails when they
 	$(BIN)/backdrop openapi > openapi.json
 
 pr: lint test
+
+lock: $(STAMP)  ## re-pin the functions' dependencies (after changing pyproject.toml's)
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+		--no-annotate --custom-compile-command 'make lock' \
+		$(RUNTIME_PROVIDED:%=--no-emit-package %) -o $(LOCK)
 
 # `sam build` needs the runtime's Python (3.13) on PATH; SAM CLI lives in its own venv so
 # its pins never meet ours.

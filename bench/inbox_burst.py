@@ -14,9 +14,9 @@ import dataclasses
 import json
 import sys
 
-from backdrop.local import burst
-from backdrop.local.emulator import EmulatorSettings
-from backdrop.local.stack import LocalStack, StackOptions
+from backdrop_local import burst
+from backdrop_local.emulator import EmulatorSettings
+from backdrop_local.stack import LocalStack, StackOptions
 
 
 def main(argv: list[str] | None = None) -> int:

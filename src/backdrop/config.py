@@ -1,31 +1,29 @@
-"""Settings from the environment, validated once at cold start."""
+"""Settings from the environment, validated once at cold start. Providers' own settings
+(`<NAME>_API_URL`, `<NAME>_SECRET_NAME`, ...) are read by their registry entries."""
 
 from __future__ import annotations
 
 import os
 from functools import cache
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, Json, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Json, StringConstraints
 
-ProviderName = Literal["picsart", "photoroom"]
-PhotoroomModel = Literal["3", "background-studio-beta-2025-03-17", "2"]
-ImageFormat = Literal["JPG", "PNG", "WEBP"]
-MAX_SEED = 2**32 - 1
+from backdrop.domain import InboxPreset
+from backdrop.providers import registry
 
 
-class InboxPreset(BaseModel):
-    """Options for every image dropped in one inbox folder (`inbox/<preset name>/...`).
-    Object metadata overrides them field by field; what neither gives comes from the stack."""
+def _known_provider(name: str) -> str:
+    if name not in registry.names():
+        raise ValueError(f"{name!r} is not a provider; use one of {', '.join(registry.names())}")
+    return name
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    prompt: str | None = Field(default=None, min_length=1, max_length=1000)
-    negative_prompt: str | None = Field(default=None, max_length=1000)
-    count: int | None = Field(default=None, ge=1, le=10)
-    format: ImageFormat | None = None
-    provider: ProviderName | None = None
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+def _known_presets(presets: dict[str, InboxPreset]) -> dict[str, InboxPreset]:
+    for preset in presets.values():
+        if preset.provider is not None:
+            _known_provider(preset.provider)
+    return presets
 
 
 # A preset is named by a folder: one path segment.
@@ -44,15 +42,8 @@ class Settings(BaseModel):
     # Only the functions that start work (API, inbox) need it; the workflow tasks do not.
     state_machine_arn: str | None = None
     default_prompt: str = Field(min_length=1, max_length=1000)
-    default_provider: ProviderName = "picsart"
+    default_provider: Annotated[str, AfterValidator(_known_provider)] = "picsart"
     default_count: int = Field(default=2, ge=1, le=10)
-    picsart_api_url: str = "https://genai-api.picsart.io/v1"
-    picsart_secret_name: str = Field(min_length=1)
-    photoroom_api_url: str = "https://image-api.photoroom.com"
-    photoroom_secret_name: str = Field(min_length=1)
-    photoroom_model: PhotoroomModel = "3"
-    # Photoroom makes one image per call: a job's calls run this many at a time.
-    photoroom_concurrency: int = Field(default=4, ge=1, le=10)
     # Timeout of one provider HTTP call; the workflow's task timeout must be larger.
     provider_timeout_seconds: float = Field(default=30.0, gt=0, le=45)
     # Polling: the first wait covers the provider's typical processing time, then short waits.
@@ -67,13 +58,14 @@ class Settings(BaseModel):
     upload_url_seconds: int = Field(default=900, ge=60, le=604800)
     # Lifetime of the result URLs the API hands out; SigV4 allows at most 7 days.
     result_url_expiry_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    # JSON object: preset name -> InboxPreset. Parsed here, so a bad preset fails the cold start.
+    inbox_presets: Annotated[
+        Json[dict[PresetName, InboxPreset]], AfterValidator(_known_presets)
+    ] = Field(default_factory=dict)
 
     @property
     def cors_origins(self) -> list[str]:
         return [origin.strip() for origin in self.cors_allow_origins.split(",") if origin.strip()]
-
-    # JSON object: preset name -> InboxPreset. Parsed here, so a bad preset fails the cold start.
-    inbox_presets: Json[dict[PresetName, InboxPreset]] = Field(default_factory=dict)
 
 
 @cache

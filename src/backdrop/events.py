@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from backdrop import aws
-from backdrop.models import Job, JobStatus
+from backdrop.domain import Job, JobStatus
 
 SOURCE = "backdrop"
 DETAIL_TYPES = {

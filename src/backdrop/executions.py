@@ -1,5 +1,6 @@
 """Starting work: a job record plus one Step Functions execution named by the job id,
-so a repeated start (a retried request, a redelivered notification) starts nothing new."""
+so a repeated start (a retried request, a redelivered notification) starts nothing new.
+Work refused before it starts is recorded and announced as a failed job."""
 
 from __future__ import annotations
 
@@ -8,53 +9,38 @@ import json
 from botocore.exceptions import ClientError
 
 from backdrop import aws, outcomes
-from backdrop.config import ProviderName, Settings
+from backdrop.config import Settings
+from backdrop.domain import Job, JobError, JobStatus, NewJob
 from backdrop.jobs import JobStore
-from backdrop.models import GenerationOptions, ImageSource, Job, JobError, JobStatus, Trigger
 from backdrop.observability import logger
+from backdrop.providers import registry
 
 
-def start_job(
-    *,
-    settings: Settings,
-    jobs: JobStore,
-    job_id: str,
-    trigger: Trigger,
-    provider: ProviderName,
-    source: ImageSource,
-    options: GenerationOptions,
-    metadata: dict[str, str] | None = None,
-) -> Job:
-    job, created = jobs.create(
-        job_id=job_id,
-        trigger=trigger,
-        provider=provider,
-        source=source,
-        options=options,
-        metadata=metadata or {},
-    )
+def start(new: NewJob, *, settings: Settings, jobs: JobStore) -> Job:
+    job, created = jobs.create(new)
     if not created and job.status is not JobStatus.QUEUED:
-        logger.info("job already started", extra={"job_id": job_id, "status": job.status.value})
+        logger.info("job already started", extra={"job_id": job.id, "status": job.status.value})
         return job
     # A queued job that exists already is one whose start failed half-way: start it again
     # (the execution name makes a second start a no-op). Any other failure is raised with
-    # the job left queued, so a redelivery starts it; the API fails it (fail_job).
+    # the job left queued, so a redelivery starts it; the API fails it (`fail`).
+    mode = registry.get(job.provider).mode
     try:
         aws.client("stepfunctions").start_execution(
             stateMachineArn=settings.state_machine_arn,
-            name=job_id,
-            # The provider picks the workflow's path: submit-and-poll or generate at once.
-            input=json.dumps({"job_id": job_id, "provider": job.provider}),
+            name=job.id,
+            # The provider's mode picks the workflow's path: submit-and-poll or generate.
+            input=json.dumps({"job_id": job.id, "provider": job.provider, "mode": mode.value}),
         )
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
-            logger.info("execution already exists", extra={"job_id": job_id})
+            logger.info("execution already exists", extra={"job_id": job.id})
             return job
         raise
     return job
 
 
-def fail_job(*, settings: Settings, jobs: JobStore, job_id: str, error: JobError) -> Job:
+def fail(job_id: str, error: JobError, *, settings: Settings, jobs: JobStore) -> Job:
     """Fail a job that never reached the workflow, and announce it as the workflow would.
     Calling it again announces again: events are at-least-once, a lost one is worse."""
     job = jobs.mark_failed(job_id, error)
@@ -62,27 +48,11 @@ def fail_job(*, settings: Settings, jobs: JobStore, job_id: str, error: JobError
     return job
 
 
-def reject_job(
-    *,
-    settings: Settings,
-    jobs: JobStore,
-    job_id: str,
-    trigger: Trigger,
-    source: ImageSource,
-    options: GenerationOptions,
-    error: JobError,
-    provider: ProviderName | None = None,
-) -> Job:
+def refuse(new: NewJob, error: JobError, *, settings: Settings, jobs: JobStore) -> Job:
     """Record a job that cannot start (bad options, an image the provider would refuse) as
     failed, and announce it like any other failure. A redelivery announces it again, in
     case the first announcement failed."""
-    job, _ = jobs.create(
-        job_id=job_id,
-        trigger=trigger,
-        provider=provider or settings.default_provider,
-        source=source,
-        options=options,
-    )
+    job, _ = jobs.create(new)
     if job.status not in (JobStatus.QUEUED, JobStatus.FAILED):
         return job
-    return fail_job(settings=settings, jobs=jobs, job_id=job_id, error=error)
+    return fail(job.id, error, settings=settings, jobs=jobs)

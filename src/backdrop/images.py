@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from PIL import Image
 
 from backdrop import storage
-from backdrop.config import ProviderName
-from backdrop.models import Refused
+from backdrop.domain import Refused
 from backdrop.observability import logger
-from backdrop.providers.capabilities import INPUT_LIMITS, MB
+from backdrop.providers.base import MB, InputLimits
 
 # Enough for the header of any ordinary photo (metadata segments come before the pixels).
 HEAD_BYTES = 1024 * 1024
@@ -32,12 +31,13 @@ class ImageInfo:
     size: int  # bytes
 
 
-def inspect_bytes(data: bytes, *, size: int | None = None, provider: ProviderName) -> ImageInfo:
+def inspect_bytes(
+    data: bytes, *, size: int | None = None, limits: InputLimits, provider: str
+) -> ImageInfo:
     """Read the format and dimensions from `data`: the whole file, or its first bytes with
-    `size` the full size. Raises ImageRejected for anything `provider` would refuse."""
-    limits = INPUT_LIMITS[provider]
+    `size` the full size. Raises ImageRejected for anything outside `provider`'s limits."""
     size = len(data) if size is None else size
-    _check_size(size, provider)
+    _check_size(size, limits, provider)
     expected = ", ".join(limits.formats)
     try:
         # Only the provider's formats are tried: no other parser sees the bytes. Opening reads
@@ -58,8 +58,8 @@ def inspect_bytes(data: bytes, *, size: int | None = None, provider: ProviderNam
     )
 
 
-def _check_size(size: int, provider: ProviderName) -> None:
-    limit = INPUT_LIMITS[provider].max_bytes
+def _check_size(size: int, limits: InputLimits, provider: str) -> None:
+    limit = limits.max_bytes
     if size == 0:
         raise ImageRejected("invalid_image", "the file is empty")
     if size > limit:
@@ -70,12 +70,12 @@ def _check_size(size: int, provider: ProviderName) -> None:
 
 
 def inspect_object(
-    bucket: str, key: str, version_id: str | None, *, provider: ProviderName
+    bucket: str, key: str, version_id: str | None, *, limits: InputLimits, provider: str
 ) -> ImageInfo:
     """inspect_bytes for an object in S3, reading only its size and its first bytes."""
     size = storage.object_size(bucket, key, version_id)
     if size is None:
         raise ImageRejected("invalid_image", f"s3://{bucket}/{key} does not exist")
-    _check_size(size, provider)  # before downloading anything
+    _check_size(size, limits, provider)  # before downloading anything
     head = storage.read_object_head(bucket, key, version_id, HEAD_BYTES)
-    return inspect_bytes(head, size=size, provider=provider)
+    return inspect_bytes(head, size=size, limits=limits, provider=provider)

@@ -4,11 +4,12 @@ provider call. Never an exception for what a retry cannot fix."""
 
 from __future__ import annotations
 
-from backdrop import executions, images, inbox_options, storage
+from backdrop import executions, inbox_options, storage
 from backdrop.config import Settings
+from backdrop.domain import ImageSource, Job, JobStatus
 from backdrop.jobs import JobNotFound, JobStore, source_job_id
-from backdrop.models import ImageSource, Job, JobError, JobStatus
 from backdrop.observability import logger
+from backdrop.plan import Ask, Photo, PlanRefused, plan
 
 
 def handle(
@@ -38,37 +39,13 @@ def handle(
     if metadata is None:
         logger.info("object deleted before it was handled", extra={"key": key})
         return None
-    source = ImageSource(bucket=bucket, key=key, version_id=version_id)
-
-    def reject(error: JobError, chosen: inbox_options.InboxOptions | None = None) -> Job:
-        logger.info("inbox image refused", extra={"job_id": job_id, "code": error.code})
-        return executions.reject_job(
-            settings=settings,
-            jobs=jobs,
-            job_id=job_id,
-            trigger="inbox",
-            source=source,
-            options=chosen.options if chosen else inbox_options.defaults(settings),
-            provider=chosen.provider if chosen else None,
-            error=error,
-        )
-
+    photo = Photo(stored=ImageSource(bucket=bucket, key=key, version_id=version_id))
+    layers = inbox_options.layers(key, metadata, settings)
     try:
-        chosen = inbox_options.resolve(key, metadata, settings)
-    except inbox_options.OptionRejected as exc:
-        return reject(exc.error)
-    try:
-        images.inspect_object(bucket, key, version_id, provider=chosen.provider)
-    except images.ImageRejected as exc:
-        return reject(exc.error, chosen)
-    job = executions.start_job(
-        settings=settings,
-        jobs=jobs,
-        job_id=job_id,
-        trigger="inbox",
-        provider=chosen.provider,
-        source=source,
-        options=chosen.options,
-    )
-    logger.info("inbox image started", extra={"job_id": job_id, "preset": chosen.preset})
+        new = plan(Ask(trigger="inbox", photo=photo, layers=layers, job_id=job_id), settings)
+    except PlanRefused as exc:
+        logger.info("inbox image refused", extra={"job_id": job_id, "code": exc.code})
+        return executions.refuse(exc.job, exc.error, settings=settings, jobs=jobs)
+    job = executions.start(new, settings=settings, jobs=jobs)
+    logger.info("inbox image started", extra={"job_id": job_id, "provider": job.provider})
     return job

@@ -15,16 +15,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from backdrop import aws
-from backdrop.config import ProviderName, Settings
-from backdrop.models import (
-    GenerationOptions,
-    ImageSource,
-    Job,
-    JobError,
-    JobStatus,
-    ResultImage,
-    Trigger,
-)
+from backdrop.config import Settings
+from backdrop.domain import Job, JobError, JobStatus, NewJob, ResultImage
 
 # Listing: two global secondary indexes on the jobs table (template.yaml), both sorted by
 # LIST_KEY. Every job carries the constant LIST_PARTITION, so one index holds all jobs in
@@ -79,27 +71,19 @@ class JobStore:
         self._table_name = settings.jobs_table
         self._ttl = timedelta(days=settings.job_ttl_days)
 
-    def create(
-        self,
-        *,
-        job_id: str,
-        trigger: Trigger,
-        provider: ProviderName,
-        source: ImageSource,
-        options: GenerationOptions,
-        metadata: dict[str, str] | None = None,
-    ) -> tuple[Job, bool]:
+    def create(self, new: NewJob) -> tuple[Job, bool]:
         """Record a queued job. Returns the job and whether this call created it; a job
         that already exists is returned as it is (the caller is a redelivery)."""
         now = _now()
+        job_id = new.id
         job = Job(
             id=job_id,
             status=JobStatus.QUEUED,
-            trigger=trigger,
-            provider=provider,
-            source=source,
-            options=options,
-            metadata=metadata or {},
+            trigger=new.trigger,
+            provider=new.provider,
+            source=new.source,
+            options=new.options,
+            metadata=new.metadata,
             created_at=now,
             updated_at=now,
             expires_at=int((now + self._ttl).timestamp()),

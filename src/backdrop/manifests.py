@@ -9,8 +9,15 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from backdrop import storage
-from backdrop.config import ProviderName
-from backdrop.models import GenerationOptions, ImageSource, Job, JobError, JobStatus, ResultImage
+from backdrop.domain import (
+    GenerationOptions,
+    ImageSource,
+    Job,
+    JobError,
+    JobStatus,
+    ProviderName,
+    ResultImage,
+)
 
 
 class Manifest(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from backdrop import events, manifests, storage
 from backdrop.config import Settings
-from backdrop.models import Job
+from backdrop.domain import Job
 from backdrop.observability import logger
 
 

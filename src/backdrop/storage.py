@@ -1,4 +1,4 @@
-"""S3: object keys, streamed copies of provider results, presigned URLs."""
+"""S3: object keys, streamed uploads, presigned URLs."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
-import httpx
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from backdrop import aws
-from backdrop.models import FORMATS, Job, ResultImage
-from backdrop.providers.errors import ProviderUnavailable, ResultUnavailable
+from backdrop.domain import FORMATS, Job, ResultImage
 
 # Results are streamed in parts of this size: memory stays bounded whatever the image size.
 _PART_SIZE = 8 * 1024 * 1024
@@ -118,52 +116,6 @@ class _StreamReader(io.RawIOBase):
         self._buffer = self._buffer[n:]
         self.size += n
         return n
-
-
-def copy_url_to_s3(
-    http: httpx.Client,
-    *,
-    url: str,
-    bucket: str,
-    key: str,
-    image_format: str,
-    provider: str,
-    metadata: dict[str, str] | None = None,
-) -> ResultImage:
-    """Stream one result from the provider into the results bucket."""
-    _, default_type = FORMATS[image_format]
-    try:
-        # Result URLs may redirect to a CDN; they carry no key, so following is safe.
-        with http.stream("GET", url, follow_redirects=True) as response:
-            if response.status_code in (403, 404, 410):
-                raise ResultUnavailable(
-                    f"result {key.rsplit('/', 1)[-1]} is no longer downloadable "
-                    f"({response.status_code})",
-                    provider=provider,
-                    status=response.status_code,
-                )
-            if response.status_code >= 300:
-                raise ProviderUnavailable(
-                    f"downloading a result answered {response.status_code}",
-                    provider=provider,
-                    status=response.status_code,
-                )
-            content_type = response.headers.get("content-type", "").split(";")[0].strip()
-            if not content_type.startswith("image/"):
-                content_type = default_type
-            size = upload_stream(
-                response.iter_bytes(chunk_size=64 * 1024),
-                bucket=bucket,
-                key=key,
-                content_type=content_type,
-                metadata=metadata,
-            )
-    except httpx.TransportError as exc:
-        raise ProviderUnavailable(
-            f"downloading a result failed ({type(exc).__name__})", provider=provider
-        ) from exc
-    index = int(key.rsplit("/", 1)[-1].split(".")[0])
-    return ResultImage(index=index, key=key, content_type=content_type, size=size)
 
 
 def upload_stream(

@@ -17,7 +17,7 @@ import boto3
 import httpx
 import pytest
 
-from backdrop.local.samples import SAMPLES_DIR
+from backdrop_local.samples import SAMPLES_DIR
 
 pytestmark = pytest.mark.e2e
 
@@ -96,7 +96,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
     ready_file = workdir / "ready.json"
     events_file = workdir / "events.jsonl"
     command = [
-        sys.executable, "-m", "backdrop.local.cli", "local",
+        sys.executable, "-m", "backdrop_local.cli", "local",
         "--port", "0",
         "--ready-file", str(ready_file),
         "--events-file", str(events_file),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backdrop.local import burst
+from backdrop_local import burst
 from tests.e2e.conftest import Local
 
 pytestmark = pytest.mark.e2e

@@ -1,7 +1,7 @@
 """The real template, state machine and handlers on moto, with provider HTTP faked by respx.
 
 moto's Step Functions engine runs the ASL from template.yaml; its Lambda tasks are
-dispatched in-process to our handlers (backdrop.local.lambdas), exactly as in `backdrop local`.
+dispatched in-process to our handlers (backdrop_local.lambdas), exactly as in `backdrop local`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from moto import mock_aws
 
 from backdrop.config import Settings
 from backdrop.jobs import JobStore
-from backdrop.local import lambdas, s3_events
-from backdrop.local.cloud import REGION, LocalCloud, provision
+from backdrop_local import lambdas, s3_events
+from backdrop_local.cloud import REGION, LocalCloud, provision
 from tests.conftest import load_event
 
 PICSART = "https://genai-api.picsart.io/v1"

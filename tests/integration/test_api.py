@@ -11,8 +11,8 @@ import pytest
 import respx
 
 from backdrop import executions
-from backdrop.local.cloud import REGION
-from backdrop.models import MAX_INLINE_IMAGE_BYTES
+from backdrop.api.requests import MAX_INLINE_IMAGE_BYTES
+from backdrop_local.cloud import REGION
 from tests.conftest import load_event
 from tests.integration.conftest import PICSART, PNG, Stack, processing, submitted
 
@@ -340,10 +340,10 @@ def test_without_a_key_every_request_is_a_new_job(stack: Stack, provider: Any) -
 def test_an_unexpected_failure_is_500_without_internals(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(**_: Any) -> Any:
+    def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("connection string postgres://admin:hunter2@db")
 
-    monkeypatch.setattr(executions, "start_job", broken)
+    monkeypatch.setattr(executions, "start", broken)
 
     status, _, answer = _call(stack, {"image_url": "https://example.com/a.png"})
 

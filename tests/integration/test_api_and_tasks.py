@@ -12,12 +12,13 @@ import httpx
 import pytest
 import respx
 
-from backdrop import executions, workflow
+from backdrop import executions
 from backdrop.config import get_settings
+from backdrop.domain import GenerationOptions, ImageSource, NewJob
 from backdrop.jobs import JobStore, source_job_id
-from backdrop.local import lambdas
-from backdrop.local.cloud import REGION
-from backdrop.models import GenerationOptions, ImageSource
+from backdrop.workflow import provider_tasks
+from backdrop_local import lambdas
+from backdrop_local.cloud import REGION
 from tests.conftest import load_event
 from tests.integration.conftest import PICSART, PNG, Stack, submitted
 
@@ -149,7 +150,7 @@ def test_images_in_the_bucket_go_to_the_provider_as_a_short_lived_url(
     assert PNG not in sent
 
     # ...one longer than Picsart's limit (long session tokens) sends the bytes instead
-    monkeypatch.setattr(workflow, "MAX_IMAGE_URL_LENGTH", 10)
+    monkeypatch.setattr(provider_tasks, "MAX_IMAGE_URL_LENGTH", 10)
     _api(stack, event)
     _wait_for(lambda: submit.call_count == 2)
     sent = submit.calls[1].request.content
@@ -176,15 +177,14 @@ def test_a_job_fetches_the_version_it_was_created_for(
     first = s3.put_object(Bucket=bucket, Key="inbox/a.png", Body=PNG)["VersionId"]
     s3.put_object(Bucket=bucket, Key="inbox/a.png", Body=PNG + b"newer")
     settings = get_settings()
-    executions.start_job(
-        settings=settings,
-        jobs=JobStore(settings),
-        job_id=source_job_id(bucket, "inbox/a.png", first),
+    new = NewJob(
+        id=source_job_id(bucket, "inbox/a.png", first),
         trigger="inbox",
         provider="picsart",
         source=ImageSource(bucket=bucket, key="inbox/a.png", version_id=first),
         options=GenerationOptions(prompt="p"),
     )
+    executions.start(new, settings=settings, jobs=JobStore(settings))
 
     # Then the provider is sent a URL for that version, not the newest
     _wait_for(lambda: submit.call_count == 1)

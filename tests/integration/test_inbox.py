@@ -14,9 +14,9 @@ import pytest
 import respx
 
 from backdrop.jobs import source_job_id
-from backdrop.local import lambdas
-from backdrop.local.cloud import REGION
-from backdrop.local.pollers import batch_failures, sqs_event
+from backdrop_local import lambdas
+from backdrop_local.cloud import REGION
+from backdrop_local.pollers import batch_failures, sqs_event
 from tests.conftest import image_bytes, load_event, png_claiming
 from tests.integration.conftest import PICSART, PNG, Stack, done, submitted
 

@@ -18,17 +18,18 @@ import requests
 import respx
 
 from backdrop import jobs
-from backdrop.jobs import new_job_id, source_job_id
-from backdrop.local.cloud import REGION
-from backdrop.local.pollers import sqs_event
-from backdrop.models import (
+from backdrop.domain import (
     GenerationOptions,
     GuidanceSource,
     ImageSource,
     JobError,
     JobStatus,
+    NewJob,
     ResultImage,
 )
+from backdrop.jobs import new_job_id, source_job_id
+from backdrop_local.cloud import REGION
+from backdrop_local.pollers import sqs_event
 from tests.conftest import load_event
 from tests.integration.conftest import PICSART, PNG, Stack, done, submitted
 
@@ -59,11 +60,13 @@ def make_job(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Maker:
             job_id = source_job_id(stack.cloud.input_bucket, key, "v1")
             source = ImageSource(bucket=stack.cloud.input_bucket, key=key, version_id="v1")
         store.create(
-            job_id=job_id,
-            trigger=trigger,  # type: ignore[arg-type]
-            provider="picsart",
-            source=source,
-            options=options or GenerationOptions(prompt="on a beach", count=1),
+            NewJob(
+                id=job_id,
+                trigger=trigger,  # type: ignore[arg-type]
+                provider="picsart",
+                source=source,
+                options=options or GenerationOptions(prompt="on a beach", count=1),
+            )
         )
         if status is not JobStatus.QUEUED:
             store.mark_running(job_id, f"inf-{job_id}")
@@ -282,11 +285,13 @@ def test_result_urls_download_the_stored_images(make_stack: Callable[..., Stack]
         results.append(ResultImage(index=index, key=key, content_type=content_type, size=len(body)))
     store = stack.store()
     store.create(
-        job_id=job_id,
-        trigger="api",
-        provider="photoroom",
-        source=ImageSource(url="https://images.example.com/mug.png"),
-        options=GenerationOptions(prompt="p", count=2, format="PNG"),
+        NewJob(
+            id=job_id,
+            trigger="api",
+            provider="photoroom",
+            source=ImageSource(url="https://images.example.com/mug.png"),
+            options=GenerationOptions(prompt="p", count=2, format="PNG"),
+        )
     )
     store.mark_running(job_id, None)
     store.mark_succeeded(job_id, results)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import respx
 
-from backdrop.local.cloud import REGION
+from backdrop_local.cloud import REGION
 from tests.conftest import load_event
 from tests.integration.conftest import PNG, Stack
 

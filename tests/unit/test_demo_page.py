@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from backdrop.local.demo_page import DemoJob, render_page
+from backdrop_local.demo_page import DemoJob, render_page
 
 
 def succeeded(**changes: object) -> DemoJob:

@@ -18,9 +18,9 @@ import pytest
 from PIL import Image, ImageDraw, ImageStat
 from pydantic import ValidationError
 
-import backdrop.local.emulator as emulator_package
-from backdrop.local.emulator import EmulatorSettings, ProviderEmulator, picsart
-from backdrop.local.emulator.cli import main as cli_main
+import backdrop_local.emulator as emulator_package
+from backdrop_local.emulator import EmulatorSettings, ProviderEmulator, picsart
+from backdrop_local.emulator.cli import main as cli_main
 
 PICSART_KEY = {"X-Picsart-API-Key": "test-key"}
 PHOTOROOM_KEY = {"x-api-key": "live_test_key"}
@@ -944,7 +944,7 @@ def test_cli_serves_until_interrupted() -> None:
         "PYTHONPATH": os.pathsep.join(filter(None, [source_root, os.environ.get("PYTHONPATH")])),
     }
     with subprocess.Popen(
-        [sys.executable, "-m", "backdrop.local.emulator", "--port", "0", "--seed", "3"],
+        [sys.executable, "-m", "backdrop_local.emulator", "--port", "0", "--seed", "3"],
         stdout=subprocess.PIPE,
         text=True,
         env=environment,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from backdrop.local.emulator import images
+from backdrop_local.emulator import images
 
 SAMPLES = Path(images.__file__).resolve().parents[1] / "samples"
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from email.header import Header
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from backdrop import inbox_options
 from backdrop.config import Settings
-from backdrop.inbox_options import OptionRejected, preset_name, resolve
+from backdrop.domain import GenerationOptions
+from backdrop.inbox_options import preset_name
+from backdrop.plan import Ask, Photo, PlanRefused, plan
 
 BASE = {
     "jobs_table": "jobs",
@@ -33,8 +37,24 @@ def _settings(presets: Any = PRESETS, **values: str) -> Settings:
     return Settings.model_validate({**BASE, "inbox_presets": json.dumps(presets), **values})
 
 
-def _rejected(key: str, metadata: dict[str, str]) -> OptionRejected:
-    with pytest.raises(OptionRejected) as caught:
+@dataclass(frozen=True)
+class Chosen:
+    provider: str
+    options: GenerationOptions
+    preset: str | None
+
+
+def resolve(key: str, metadata: dict[str, str], settings: Settings) -> Chosen:
+    """What the plan makes of an inbox image's metadata and folder (a URL photo: nothing
+    is read from S3 here)."""
+    layers = inbox_options.layers(key, metadata, settings)
+    photo = Photo(url="https://images.example.com/mug.png")
+    new = plan(Ask(trigger="inbox", photo=photo, layers=layers), settings)
+    return Chosen(new.provider, new.options, preset_name(key, settings))
+
+
+def _rejected(key: str, metadata: dict[str, str]) -> PlanRefused:
+    with pytest.raises(PlanRefused) as caught:
         resolve(key, metadata, _settings())
     return caught.value
 
@@ -162,8 +182,9 @@ def test_options_the_provider_cannot_honour_are_refused_naming_their_origin(
     assert expected in rejected.message
 
 
-def test_negative_prompt_goes_to_photoroom_with_model_2() -> None:
-    settings = _settings(photoroom_model="2")
+def test_negative_prompt_goes_to_photoroom_with_model_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PHOTOROOM_MODEL", "2")
+    settings = _settings()
     metadata = {"provider": "photoroom", "negative-prompt": "people"}
     assert resolve("inbox/mug.png", metadata, settings).options.negative_prompt == "people"
 

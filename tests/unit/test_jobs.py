@@ -10,8 +10,8 @@ from moto import mock_aws
 
 from backdrop import aws
 from backdrop.config import Settings
+from backdrop.domain import GenerationOptions, ImageSource, JobError, JobStatus, NewJob, ResultImage
 from backdrop.jobs import JobConflict, JobNotFound, JobStore, new_job_id, source_job_id
-from backdrop.models import GenerationOptions, ImageSource, JobError, JobStatus, ResultImage
 
 SETTINGS = Settings(
     jobs_table="jobs",
@@ -41,11 +41,13 @@ def store() -> Iterator[JobStore]:
 def _create(store: JobStore, job_id: str | None = None) -> str:
     job_id = job_id or new_job_id()
     store.create(
-        job_id=job_id,
-        trigger="api",
-        provider="picsart",
-        source=ImageSource(url="https://example.com/a.png"),
-        options=GenerationOptions(prompt="p", count=3, format="PNG"),
+        NewJob(
+            id=job_id,
+            trigger="api",
+            provider="picsart",
+            source=ImageSource(url="https://example.com/a.png"),
+            options=GenerationOptions(prompt="p", count=3, format="PNG"),
+        )
     )
     return job_id
 
@@ -69,11 +71,13 @@ def test_creating_twice_returns_the_first_job(store: JobStore) -> None:
     job_id = _create(store)
     store.mark_running(job_id, "inf-1")
     job, created = store.create(
-        job_id=job_id,
-        trigger="inbox",
-        provider="picsart",
-        source=ImageSource(bucket="b", key="k"),
-        options=GenerationOptions(prompt="other"),
+        NewJob(
+            id=job_id,
+            trigger="inbox",
+            provider="picsart",
+            source=ImageSource(bucket="b", key="k"),
+            options=GenerationOptions(prompt="other"),
+        )
     )
     assert created is False
     assert job.status is JobStatus.RUNNING

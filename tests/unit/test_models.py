@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from backdrop.models import GenerationRequest, ImageSource, MarkFailedInput, PollState
+from backdrop.api.requests import GenerationRequest
+from backdrop.domain import ImageSource
+from backdrop.workflow.messages import MarkFailedInput, PollState
 
 
 def _errors(body: dict[str, object]) -> list[str]:

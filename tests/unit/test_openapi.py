@@ -13,7 +13,7 @@ COMMITTED = Path(__file__).parents[2] / "openapi.json"
 def test_openapi_json_matches_the_code() -> None:
     # A fresh process: the document must not depend on what other tests loaded.
     printed = subprocess.run(
-        [sys.executable, "-m", "backdrop.local.cli", "openapi"],
+        [sys.executable, "-m", "backdrop_local.cli", "openapi"],
         capture_output=True,
         text=True,
         check=True,

@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
@@ -27,8 +27,8 @@ from PIL import Image, ImageDraw
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.formparser import parse_form_data
 
-from backdrop.local.emulator import EmulatorSettings, ProviderEmulator
-from backdrop.providers import photoroom
+from backdrop.domain import ModelVersion
+from backdrop.providers import photoroom, registry
 from backdrop.providers.errors import (
     ProviderAuthError,
     ProviderError,
@@ -46,6 +46,7 @@ from backdrop.providers.photoroom import (
     PhotoroomClient,
     error_from_response,
 )
+from backdrop_local.emulator import EmulatorSettings, ProviderEmulator
 
 BASE = "https://photoroom.example.test"
 EDIT_URL = f"{BASE}/v2/edit"
@@ -414,9 +415,9 @@ def test_model_header_default_and_override(
 
 
 def test_model_constants_follow_providers_md() -> None:
-    assert photoroom.MODELS[0] == "3"  # Photoroom's own default, and ours
-    assert set(photoroom.MODELS) == {"3", "background-studio-beta-2025-03-17", "2"}
-    assert set(photoroom.NEGATIVE_PROMPT_MODELS) == {"2"}
+    assert get_args(ModelVersion)[0] == "3"  # Photoroom's own default, and ours
+    assert set(get_args(ModelVersion)) == {"3", "background-studio-beta-2025-03-17", "2"}
+    assert set(registry.PHOTOROOM_NEGATIVE_PROMPT_MODELS) == {"2"}
     assert photoroom.EXPORT_FORMATS == {"JPG": "jpeg", "PNG": "png", "WEBP": "webp"}
 
 

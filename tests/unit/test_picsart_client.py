@@ -84,7 +84,9 @@ def parse_multipart(request: httpx.Request) -> tuple[MultiDict[str, str], dict[s
 def call(client: PicsartClient, operation: str) -> Any:
     """Run one client operation with valid arguments."""
     if operation == "submit":
-        return client.submit(prompt="a marble table", image_url="https://cdn.test/p.png")
+        return client.replace_background(
+            prompt="a marble table", image_url="https://cdn.test/p.png"
+        )
     if operation == "poll":
         return client.poll(INFERENCE_ID)
     assert operation == "balance"
@@ -213,7 +215,7 @@ def test_submit_with_image_url_sends_every_field_as_multipart(
         202, json={"status": "processing", "inference_id": INFERENCE_ID}
     )
     # When we submit with an image URL and every option
-    inference_id = client.submit(
+    inference_id = client.replace_background(
         prompt="a marble table in soft light",
         image_url="https://cdn.test/products/p-1.png",
         negative_prompt="people, text",
@@ -242,7 +244,7 @@ def test_submit_sends_key_and_async_preference_headers(
     router: respx.MockRouter, client: PicsartClient
 ) -> None:
     route = router.post(SUBMIT_URL).respond(202, json={"inference_id": INFERENCE_ID})
-    client.submit(prompt="p", image_url="https://cdn.test/p.png")
+    client.replace_background(prompt="p", image_url="https://cdn.test/p.png")
     headers = route.calls.last.request.headers
     assert headers["X-Picsart-API-Key"] == API_KEY
     assert headers["Prefer"] == "respond-async"
@@ -254,7 +256,7 @@ def test_submit_with_image_bytes_sends_a_file_part_and_defaults(
 ) -> None:
     route = router.post(SUBMIT_URL).respond(202, json={"inference_id": INFERENCE_ID})
     # When we submit raw bytes and no options
-    client.submit(prompt="a beach at dusk", image=PNG)
+    client.replace_background(prompt="a beach at dusk", image=PNG)
     # Then the bytes travel as the `image` file part, with no image_url and the defaults
     form, files = parse_multipart(route.calls.last.request)
     assert files == {"image": PNG}
@@ -271,7 +273,9 @@ def test_submit_omits_negative_prompt_unless_given(
     router: respx.MockRouter, client: PicsartClient, negative_prompt: str | None
 ) -> None:
     route = router.post(SUBMIT_URL).respond(202, json={"inference_id": INFERENCE_ID})
-    client.submit(prompt="p", image_url="https://cdn.test/p.png", negative_prompt=negative_prompt)
+    client.replace_background(
+        prompt="p", image_url="https://cdn.test/p.png", negative_prompt=negative_prompt
+    )
     form, _files = parse_multipart(route.calls.last.request)
     assert "negative_prompt" not in form
 
@@ -288,7 +292,7 @@ def test_submit_needs_exactly_one_image_source(
 ) -> None:
     route = router.post(SUBMIT_URL).respond(202, json={"inference_id": INFERENCE_ID})
     with pytest.raises(ValueError, match="exactly one"):
-        client.submit(prompt="p", **sources)
+        client.replace_background(prompt="p", **sources)
     # Nothing was sent: a bad call must not spend credits.
     assert route.call_count == 0
 
@@ -312,7 +316,7 @@ def test_submit_returns_the_id_under_either_name(
     router: respx.MockRouter, client: PicsartClient, status: int, body: dict[str, Any]
 ) -> None:
     router.post(SUBMIT_URL).respond(status, json=body)
-    assert client.submit(prompt="p", image_url="https://cdn.test/p.png") == "inf-1"
+    assert client.replace_background(prompt="p", image_url="https://cdn.test/p.png") == "inf-1"
 
 
 @pytest.mark.parametrize(
@@ -331,7 +335,7 @@ def test_submit_without_an_id_is_a_protocol_error(
 ) -> None:
     router.post(SUBMIT_URL).respond(202, content=content)
     with pytest.raises(ProviderProtocolError) as caught:
-        client.submit(prompt="p", image_url="https://cdn.test/p.png")
+        client.replace_background(prompt="p", image_url="https://cdn.test/p.png")
     assert caught.value.code == "provider_protocol"
 
 
@@ -586,7 +590,7 @@ def test_throttled_carries_retry_after(
 ) -> None:
     router.post(SUBMIT_URL).respond(429, json=error_body(429), headers=headers)
     with pytest.raises(ProviderThrottled) as caught:
-        client.submit(prompt="p", image_url="https://cdn.test/p.png")
+        client.replace_background(prompt="p", image_url="https://cdn.test/p.png")
     assert caught.value.retry_after == retry_after
     assert caught.value.status == 429
 
@@ -640,7 +644,7 @@ def test_answer_headers_are_logged(
     # Given Picsart's usual answer headers
     router.post(SUBMIT_URL).respond(202, json={"inference_id": "i"}, headers=ANSWER_HEADERS)
     # When a call succeeds
-    client.submit(prompt="p", image_url="https://cdn.test/p.png")
+    client.replace_background(prompt="p", image_url="https://cdn.test/p.png")
     # Then one JSON line records the correlation id, rate limit and credits
     lines = [line for line in log_lines() if line.get("message") == "picsart answered"]
     assert len(lines) == 1

@@ -352,7 +352,7 @@ def test_submit_body_conforms_to_the_spec(
         else {"image": PNG}
     )
     # When the client submits it
-    client.submit(
+    client.replace_background(
         prompt="a product on a marble table, soft window light",
         negative_prompt=negative_prompt,
         format=fmt,
@@ -477,7 +477,9 @@ def test_checker_catches_bad_values_passed_through_the_client(
     spec: dict[str, Any], router: respx.MockRouter, client: PicsartClient
 ) -> None:
     # The client sends format and count as given; this harness is what would notice.
-    client.submit(prompt="p", image_url="https://cdn.example.test/p.png", format="GIF", count=11)
+    client.replace_background(
+        prompt="p", image_url="https://cdn.example.test/p.png", format="GIF", count=11
+    )
     problems = check_form(submit_schema(spec), parse_multipart(sent_submit(router)))
     assert sorted(problems) == [
         "count: 11 is above the maximum 10",

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from backdrop import storage
-from backdrop.models import GenerationOptions, ImageFormat, ImageSource, Job, JobStatus, Trigger
+from backdrop.domain import GenerationOptions, ImageFormat, ImageSource, Job, JobStatus, Trigger
 
 
 def _job(trigger: Trigger, key: str, image_format: ImageFormat = "JPG") -> Job:

@@ -8,14 +8,9 @@ import json
 import pytest
 from pydantic import BaseModel
 
-from backdrop.models import (
-    GenerationRequest,
-    MarkFailedInput,
-    PollInput,
-    S3Notification,
-    StoreInput,
-    TaskInput,
-)
+from backdrop.api.requests import GenerationRequest
+from backdrop.envelopes import S3Notification
+from backdrop.workflow.messages import MarkFailedInput, PollInput, StoreInput, TaskInput
 from tests.conftest import EVENTS, load_event
 
 

@@ -14,9 +14,10 @@ from samtranslator.translator.transform import transform
 
 from backdrop import events, jobs
 from backdrop.config import Settings
-from backdrop.local import lambdas
-from backdrop.local.template import Template
-from backdrop.providers import errors
+from backdrop.providers import errors, registry
+from backdrop.providers.base import ProviderSettings
+from backdrop_local import lambdas
+from backdrop_local.template import Template
 
 TEMPLATE = Template()
 
@@ -37,6 +38,7 @@ def _deployable() -> dict[str, Any]:
     """What `sam package` hands CloudFormation: code and definition as S3/inline values."""
     body = copy.deepcopy(TEMPLATE.body)
     body["Globals"]["Function"]["CodeUri"] = "s3://artifacts/backdrop.zip"
+    body["Resources"]["DependenciesLayer"]["Properties"]["ContentUri"] = "s3://artifacts/deps.zip"
     _, definition, _ = TEMPLATE.state_machine()
     for resource in body["Resources"].values():
         if resource["Type"] == "AWS::Serverless::StateMachine":
@@ -119,7 +121,10 @@ def test_every_asl_error_name_is_raised_by_our_code() -> None:
 def test_template_environment_is_exactly_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     variables = {key for spec in TEMPLATE.functions() for key in spec.environment}
     ours = {v.lower() for v in variables if not v.startswith("POWERTOOLS_")}
-    assert ours == set(Settings.model_fields)
+    # Each provider's own settings (<name>_api_url, ...) are read by its registry entry.
+    of_providers = {f"{n}_{f}" for n in registry.names() for f in ProviderSettings.model_fields}
+    assert ours - of_providers == set(Settings.model_fields)
+    assert {f"{name}_secret_name" for name in registry.names()} <= ours
 
 
 def test_every_handler_imports_and_is_callable(monkeypatch: pytest.MonkeyPatch) -> None:

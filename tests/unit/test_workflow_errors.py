@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from backdrop.workflow import error_from_failure
+from backdrop.workflow.failures import error_from_failure
 from tests.conftest import load_event
 
 

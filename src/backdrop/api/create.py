@@ -20,35 +20,30 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from botocore.exceptions import ClientError
 
-from backdrop import executions, images, storage
+from backdrop import executions, storage
 from backdrop.api.errors import ApiError, field_error
-from backdrop.api.schemas import (
-    UPLOAD_TYPES,
-    UploadForm,
-    UploadRequest,
-    UploadTicket,
-    error_responses,
-)
-from backdrop.config import ProviderName, get_settings
-from backdrop.jobs import JobStore, new_job_id
-from backdrop.models import (
-    MAX_INLINE_IMAGE_BYTES,
-    GenerationOptions,
-    GenerationRequest,
-    GuidanceSource,
-    ImageSource,
-    Job,
-    JobError,
-)
+from backdrop.api.requests import MAX_INLINE_IMAGE_BYTES, GenerationRequest
+from backdrop.api.schemas import UploadForm, UploadRequest, UploadTicket, error_responses
+from backdrop.api.views import GenerationView, generation_view
+from backdrop.config import get_settings
+from backdrop.domain import Job, JobError
+from backdrop.jobs import JobStore
 from backdrop.observability import logger
-from backdrop.providers import capabilities
-from backdrop.views import GenerationView, generation_view
+from backdrop.plan import (
+    UPLOAD_TYPES,
+    UPLOADS_PREFIX,
+    Ask,
+    Layer,
+    OptionLayer,
+    Photo,
+    PlanRefused,
+    plan,
+)
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 settings = get_settings()
 jobs = JobStore(settings)
 
-UPLOADS_PREFIX = "uploads/"
 IDEMPOTENCY_SECONDS = 24 * 3600
 
 idempotency = IdempotencyConfig(
@@ -137,94 +132,57 @@ def _idempotent_start() -> Any:
     )(start)
 
 
+# Request fields that are options; plan.py applies the stack's defaults under them.
+_OPTION_FIELDS = set(OptionLayer.model_fields)
+
+
 def _start(request: GenerationRequest) -> Job:
-    provider = request.provider or settings.default_provider
-    problems = capabilities.unsupported(provider, request, photoroom_model=settings.photoroom_model)
-    if problems:
+    """Plan the job (a refusal is a 422 naming the fields), record it, start it."""
+    if request.image_url is not None:
+        photo = Photo(url=str(request.image_url), field="image_url")
+    elif request.image_key is not None:
+        photo = Photo(upload_key=request.image_key, field="image_key")
+    else:
+        field = "image" if request.image is not None else "image_base64"
+        photo = Photo(data=request.inline_image, field=field)
+    guidance = request.guidance
+    ask = Ask(
+        trigger="api",
+        photo=photo,
+        layers=(Layer(request.model_dump(include=_OPTION_FIELDS, exclude_none=True)),),
+        guidance=None
+        if guidance is None
+        else Photo(
+            url=str(guidance.image_url) if guidance.image_url else None,
+            upload_key=guidance.image_key,
+            field="guidance.image_key",
+        ),
+        guidance_scale=guidance.scale if guidance else 0.6,
+        metadata=request.metadata,
+    )
+    try:
+        new = plan(ask, settings)
+    except PlanRefused as exc:
         raise ApiError(
             HTTPStatus.UNPROCESSABLE_ENTITY,
-            "unsupported_option",
-            "the provider cannot honour every option asked for",
-            [{"field": p.field, "reason": p.reason} for p in problems],
-        )
-    source = _image(request, provider)
-    guidance = None
-    if request.guidance is not None:
-        if request.guidance.image_url is not None:
-            image = ImageSource(url=str(request.guidance.image_url))
-        else:
-            assert request.guidance.image_key is not None
-            image = _uploaded(request.guidance.image_key, "guidance.image_key", provider)
-        guidance = GuidanceSource(image=image, scale=request.guidance.scale)
-    options = GenerationOptions(
-        prompt=request.prompt or settings.default_prompt,
-        negative_prompt=request.negative_prompt,
-        count=request.count or settings.default_count,
-        format=request.format,
-        seed=request.seed,
-        expand_prompt=request.expand_prompt,
-        guidance=guidance,
-        model=request.model,
-        reference_box=request.reference_box,
-        output_size=request.output_size,
-    )
-    job_id = new_job_id()
+            exc.code,
+            _REFUSALS.get(exc.code, exc.message),
+            [{"field": p.field, "reason": p.reason} for p in exc.problems],
+        ) from None
     try:
-        return executions.start_job(
-            settings=settings,
-            jobs=jobs,
-            job_id=job_id,
-            trigger="api",
-            provider=provider,
-            source=source,
-            options=options,
-            metadata=request.metadata,
-        )
+        return executions.start(new, settings=settings, jobs=jobs)
     except ClientError:
-        logger.exception("the workflow could not be started", extra={"job_id": job_id})
+        logger.exception("the workflow could not be started", extra={"job_id": new.id})
         message = "the workflow could not be started; try again"
-        executions.fail_job(
-            settings=settings,
-            jobs=jobs,
-            job_id=job_id,
-            error=JobError(code="start_failed", message=message),
-        )
+        error = JobError(code="start_failed", message=message)
+        executions.fail(new.id, error, settings=settings, jobs=jobs)
         raise ApiError(
-            HTTPStatus.SERVICE_UNAVAILABLE, "start_failed", message, [{"id": job_id}]
+            HTTPStatus.SERVICE_UNAVAILABLE, "start_failed", message, [{"id": new.id}]
         ) from None
 
 
-def _image(request: GenerationRequest, provider: ProviderName) -> ImageSource:
-    if request.image_url is not None:
-        # The provider fetches it; we never do (no requests to callers' hosts from here).
-        return ImageSource(url=str(request.image_url))
-    if request.image_key is not None:
-        return _uploaded(request.image_key, "image_key", provider)
-    inline = request.inline_image
-    assert inline is not None
-    field = "image" if request.image is not None else "image_base64"
-    try:
-        info = images.inspect_bytes(inline, provider=provider)
-    except images.ImageRejected as exc:
-        raise field_error(field, exc.message, code=exc.code, message=exc.message) from None
-    key = f"{UPLOADS_PREFIX}{uuid.uuid4().hex}.{UPLOAD_TYPES[info.content_type]}"
-    version = storage.put_bytes(settings.input_bucket, key, inline, info.content_type)
-    return ImageSource(bucket=settings.input_bucket, key=key, version_id=version)
-
-
-def _uploaded(key: str, field: str, provider: ProviderName) -> ImageSource:
-    """A photo sent with POST /v1/uploads: it must be there, and be an image the provider takes."""
-    if not key.startswith(UPLOADS_PREFIX) or ".." in key:
-        raise field_error(field, "use the image_key answered by POST /v1/uploads")
-    if storage.object_size(settings.input_bucket, key, None) is None:
-        raise field_error(
-            field, "nothing has been uploaded with this key (or the upload has expired)"
-        )
-    try:
-        images.inspect_object(settings.input_bucket, key, None, provider=provider)
-    except images.ImageRejected as exc:
-        raise field_error(field, exc.message, code=exc.code, message=exc.message) from None
-    return ImageSource(bucket=settings.input_bucket, key=key)
+# The one message for refusals whose details say the rest.
+_REFUSALS = {"unsupported_option": "the provider cannot honour every option asked for"}
 
 
 @router.post(

@@ -11,10 +11,10 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from backdrop.api import cursor as cursors
 from backdrop.api.errors import field_error
 from backdrop.api.schemas import error_responses
+from backdrop.api.views import GenerationPage, GenerationView, generation_view
 from backdrop.config import get_settings
+from backdrop.domain import JOB_ID_PATTERN, JobStatus
 from backdrop.jobs import JobNotFound, JobStore
-from backdrop.models import JOB_ID_PATTERN, JobStatus
-from backdrop.views import GenerationPage, GenerationView, generation_view
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 settings = get_settings()

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 # What POST /v1/uploads accepts: what both providers read (providers.md).
-UPLOAD_TYPES: dict[str, str] = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+
 UploadContentType = Literal["image/jpeg", "image/png", "image/webp"]
 
 

@@ -10,22 +10,21 @@ from aws_lambda_powertools.utilities.batch import (
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from backdrop import inbox
 from backdrop.config import get_settings
+from backdrop.envelopes import InboxMessage
 from backdrop.jobs import JobStore
-from backdrop.models import S3Notification
 from backdrop.observability import logger, tracer
 
 settings = get_settings()
 jobs = JobStore(settings)
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = BatchProcessor(event_type=EventType.SQS, model=InboxMessage)
 
 
-def record_handler(record: SQSRecord) -> None:
-    notification = S3Notification.model_validate_json(record.body)
+def record_handler(record: InboxMessage) -> None:
+    notification = record.body
     if notification.Event == "s3:TestEvent":
         logger.info("S3 test event ignored")
         return

@@ -1,23 +1,7 @@
-"""Workflow task: hand a queued job to its provider."""
+"""Workflow task: hand a queued job to its (asynchronous) provider."""
 
-from typing import Any
+from backdrop.handlers.task import task
+from backdrop.workflow import provider_tasks
+from backdrop.workflow.messages import TaskInput
 
-from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from backdrop import workflow
-from backdrop.config import get_settings
-from backdrop.jobs import JobStore
-from backdrop.models import TaskInput
-from backdrop.observability import logger, tracer
-
-settings = get_settings()
-jobs = JobStore(settings)
-
-
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@event_parser(model=TaskInput)
-def handler(event: TaskInput, context: LambdaContext) -> dict[str, Any]:
-    client = workflow.picsart(settings)
-    return workflow.submit(event.job_id, settings=settings, jobs=jobs, client=client).model_dump()
+handler = task(TaskInput)(provider_tasks.submit)

@@ -15,7 +15,7 @@ import email.utils
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, TypeVar
@@ -24,6 +24,7 @@ import httpx
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from backdrop.providers.base import ProviderRequest
 from backdrop.providers.errors import (
     ProviderAuthError,
     ProviderError,
@@ -34,9 +35,6 @@ from backdrop.providers.errors import (
 
 NAME = "photoroom"
 DEFAULT_BASE_URL = "https://image-api.photoroom.com"
-# 3 is Photoroom's default; 2 is the only one honouring negative prompts.
-MODELS = ("3", "background-studio-beta-2025-03-17", "2")
-NEGATIVE_PROMPT_MODELS = frozenset({"2"})
 # Our format names -> Photoroom's export.format.
 EXPORT_FORMATS = {"JPG": "jpeg", "PNG": "png", "WEBP": "webp"}
 
@@ -128,6 +126,23 @@ class PhotoroomClient:
         self._default_model = default_model
         # Generation takes seconds, so the read timeout is long; a dead host fails fast.
         self._http = http or httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+
+    def generate(self, request: ProviderRequest) -> AbstractContextManager[EditedImage]:
+        """One image of the job, with the request's seed (the interface of sync providers)."""
+        options = request.options
+        edit = EditOptions(
+            prompt=options.prompt,
+            seed=request.seed,
+            expand_prompt=options.expand_prompt,
+            negative_prompt=options.negative_prompt,
+            guidance_image_url=request.guidance_url,
+            guidance_scale=options.guidance.scale if options.guidance else None,
+            reference_box=options.reference_box,
+            output_size=options.output_size,
+            format=options.format,
+            model=options.model,
+        )
+        return self.edit(image_url=request.image_url, image=request.image, options=edit)
 
     @contextmanager
     def edit(

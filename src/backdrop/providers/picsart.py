@@ -6,13 +6,13 @@ Contract: shared providers.md and Picsart's OpenAPI (`/painting/replace-backgrou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from backdrop.providers.base import PollOutcome, ProviderRequest
 from backdrop.providers.errors import (
     ProviderAuthError,
     ProviderError,
@@ -67,12 +67,6 @@ class _Balance(_Answer):
     credits: int
 
 
-@dataclass(frozen=True)
-class PollOutcome:
-    status: Literal["processing", "done"]
-    urls: tuple[str, ...] = ()
-
-
 class PicsartClient:
     """A small synchronous client. Retries are the workflow's job, not this class's:
     a Lambda should not sleep, and a submit must not be sent twice by accident."""
@@ -93,7 +87,19 @@ class PicsartClient:
         self._headers = {"X-Picsart-API-Key": api_key, "Accept": "application/json"}
         self._http = http or httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
 
-    def submit(
+    def submit(self, request: ProviderRequest) -> str:
+        """Start an async generation of the job's images; returns the inference id."""
+        options = request.options
+        return self.replace_background(
+            prompt=options.prompt,
+            negative_prompt=options.negative_prompt,
+            count=options.count,
+            format=options.format,
+            image_url=request.image_url,
+            image=request.image,
+        )
+
+    def replace_background(
         self,
         *,
         prompt: str,

@@ -1,0 +1,263 @@
+"""`backdrop demo`: every bundled sample through the HTTPS API and through the inbox,
+on a local stack, with the results and an index.html in one folder.
+
+It uses only what a client of the deployed stack has: the API, the input and results
+buckets, and the published events.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from datetime import datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from botocore.exceptions import BotoCoreError, ClientError
+
+from backdrop_local.demo_page import DemoJob, render_page
+from backdrop_local.stack import LocalStack, StackOptions, aws_client
+
+TIMEOUT_SECONDS = 180.0
+POLL_SECONDS = 0.5
+PROMPTS = {
+    "mug": "on a marble kitchen counter in soft morning light",
+    "sneaker": "on a wet city street at dusk with neon reflections",
+    "bottle": "on a mossy rock beside a mountain stream, dappled sunlight",
+}
+FALLBACK_PROMPT = "on a light oak tabletop in soft daylight"
+
+
+@dataclasses.dataclass
+class _Tracked:
+    """A submitted job while the demo waits for it."""
+
+    view: DemoJob
+    source_key: str
+    submitted: float
+    job: dict[str, Any] | None = None
+    done: bool = False
+
+
+class _Progress:
+    """One updating line on a terminal; plain lines (only on change) anywhere else."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+        self._last = ""
+
+    def show(self, done: int, failed: int, total: int) -> None:
+        width = 24
+        filled = width * done // max(total, 1)
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} jobs done, {failed} failed"
+        if line == self._last:
+            return
+        self._last = line
+        sys.stderr.write(f"\r{line}" if self._tty else f"{line}\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self._tty and self._last:
+            sys.stderr.write("\n")
+
+
+def run_demo(options: StackOptions, output: Path) -> int:
+    output.mkdir(parents=True, exist_ok=True)
+    # Events are how inbox jobs are found; the stack's own echo would garble the progress bar.
+    options = dataclasses.replace(options, echo=False)
+    if options.events_file is None:
+        options.events_file = output / "events.jsonl"
+        options.events_file.unlink(missing_ok=True)
+    # A caller's file may hold older runs whose inbox keys match ours: read only what's new.
+    offset = options.events_file.stat().st_size if options.events_file.exists() else 0
+    stack = LocalStack(options)
+    try:
+        ready = stack.start()
+        began = time.monotonic()
+        tracked = _submit(ready, output)
+        _wait(ready, tracked, options.events_file, offset)
+        waited = time.monotonic() - began
+        jobs = [_collect(ready, item, output) for item in tracked]
+    finally:
+        stack.stop()
+    page = output / "index.html"
+    page.write_text(
+        render_page(jobs, emulated=ready["provider"] == "emulator", waited_seconds=waited),
+        encoding="utf-8",
+    )
+    _print_summary(jobs)
+    print(f"\n{page.resolve()}")
+    return 0 if all(job.succeeded for job in jobs) else 1
+
+
+def _samples() -> list[tuple[str, bytes]]:
+    folder = files("backdrop_local.samples")
+    return sorted(
+        (entry.name.removesuffix(".png"), entry.read_bytes())
+        for entry in folder.iterdir()
+        if entry.name.endswith(".png")
+    )
+
+
+def _api(ready: dict[str, Any]) -> httpx.Client:
+    return httpx.Client(
+        base_url=ready["api_url"], headers={"x-api-key": ready["api_key"]}, timeout=30
+    )
+
+
+def _submit(ready: dict[str, Any], output: Path) -> list[_Tracked]:
+    s3 = aws_client(ready, "s3")
+    bucket = ready["input_bucket"]
+    tracked: list[_Tracked] = []
+    with _api(ready) as api:
+        for name, data in _samples():
+            # Through the API with each provider, and through the inbox (stack's default).
+            for trigger, provider in (("api", "picsart"), ("api", "photoroom"), ("inbox", None)):
+                folder = output / "-".join(filter(None, (trigger, provider, name)))
+                shutil.rmtree(folder, ignore_errors=True)  # no results left from an older run
+                folder.mkdir()
+                (folder / "input.png").write_bytes(data)
+                view = DemoJob(name=name, trigger=trigger, input_path=f"{folder.name}/input.png")
+                key = f"{'uploads' if trigger == 'api' else 'inbox'}/demo/{name}.png"
+                item = _Tracked(view=view, source_key=key, submitted=time.monotonic())
+                tracked.append(item)
+                s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="image/png")
+                if provider is not None:
+                    _post(api, item, PROMPTS.get(name, FALLBACK_PROMPT), provider)
+    return tracked
+
+
+def _post(api: httpx.Client, item: _Tracked, prompt: str, provider: str) -> None:
+    body = {
+        "image_key": item.source_key,
+        "prompt": prompt,
+        "count": 2,
+        "format": "JPG",
+        "provider": provider,
+    }
+    item.view.prompt = prompt
+    answer = api.post("/v1/generations", json=body)
+    if answer.status_code == 202:
+        item.view.job_id = answer.json()["id"]
+        return
+    item.done = True
+    item.view.error_code = f"http_{answer.status_code}"
+    item.view.error_message = answer.text[:500]
+
+
+def _new_events(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Complete lines appended since `offset` (a line being written waits for next time)."""
+    if not path.exists():
+        return [], offset
+    with path.open("rb") as log:
+        log.seek(offset)
+        chunk = log.read()
+    complete = chunk[: chunk.rfind(b"\n") + 1]
+    events = [json.loads(line) for line in complete.splitlines() if line.strip()]
+    return events, offset + len(complete)
+
+
+def _wait(ready: dict[str, Any], tracked: list[_Tracked], events: Path, offset: int) -> None:
+    progress = _Progress()
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    inbox = {item.source_key: item for item in tracked if item.view.trigger == "inbox"}
+    with _api(ready) as api:
+        while True:
+            new, offset = _new_events(events, offset)
+            for event in new:
+                detail = event.get("detail", {})
+                item = inbox.get(detail.get("source", {}).get("key", ""))
+                if detail.get("trigger") == "inbox" and item is not None and not item.done:
+                    item.view.job_id = detail["job_id"]
+                    item.job = _get(api, detail["job_id"]) or _from_event(detail)
+                    _finish(item)
+            for item in tracked:
+                if item.view.trigger == "api" and not item.done and item.view.job_id:
+                    job = _get(api, item.view.job_id)
+                    if job and job.get("status") in ("succeeded", "failed"):
+                        item.job = job
+                        _finish(item)
+            done = [item for item in tracked if item.done]
+            failed = sum(item.job is None or item.job.get("status") != "succeeded" for item in done)
+            progress.show(len(done), failed, len(tracked))
+            if len(done) == len(tracked) or time.monotonic() > deadline:
+                break
+            time.sleep(POLL_SECONDS)
+    progress.close()
+    for item in tracked:
+        if not item.done:
+            item.view.waited_seconds = time.monotonic() - item.submitted
+            item.view.error_code = "demo_timeout"
+            item.view.error_message = f"not finished within {TIMEOUT_SECONDS:.0f} s"
+
+
+def _get(api: httpx.Client, job_id: str) -> dict[str, Any] | None:
+    answer = api.get(f"/v1/generations/{job_id}")
+    return answer.json() if answer.status_code == 200 else None
+
+
+def _from_event(detail: dict[str, Any]) -> dict[str, Any]:
+    """The job as far as its event tells, if the API cannot show it (no timings)."""
+    keys = detail.get("results", {}).get("keys", [])
+    return {**detail, "id": detail["job_id"], "results": [{"key": key} for key in keys]}
+
+
+def _finish(item: _Tracked) -> None:
+    item.done = True
+    item.view.waited_seconds = time.monotonic() - item.submitted
+
+
+def _collect(ready: dict[str, Any], item: _Tracked, output: Path) -> DemoJob:
+    """Fill the view from the job record and download its results beside the input."""
+    view, job = item.view, item.job
+    if job is None:
+        return view
+    view.status = job["status"]
+    view.provider = job.get("provider")
+    view.prompt = job.get("request", {}).get("prompt", view.prompt)
+    if job.get("error"):
+        view.error_code, view.error_message = job["error"]["code"], job["error"]["message"]
+    if "created_at" in job and "updated_at" in job:
+        started = datetime.fromisoformat(job["created_at"])
+        view.queued_seconds = (datetime.fromisoformat(job["updated_at"]) - started).total_seconds()
+    s3 = aws_client(ready, "s3")
+    folder = output / Path(view.input_path).parent
+    for n, result in enumerate(job.get("results", []), 1):
+        # The API gives each result a URL; a job known only from its event has keys.
+        where = urlsplit(result["url"]).path if "url" in result else result["key"]
+        target = folder / f"{n}{Path(where).suffix}"
+        try:
+            if "url" in result:
+                target.write_bytes(httpx.get(result["url"]).raise_for_status().content)
+            else:
+                s3.download_file(ready["results_bucket"], result["key"], str(target))
+        except (BotoCoreError, ClientError, httpx.HTTPError) as error:
+            view.status, view.error_code, view.error_message = "failed", "download", str(error)
+            continue
+        view.result_paths.append(f"{folder.name}/{target.name}")
+    return view
+
+
+def _print_summary(jobs: list[DemoJob]) -> None:
+    header = ("job", "trigger", "provider", "status", "images", "seconds", "job id")
+    rows = [
+        (
+            job.name,
+            job.trigger,
+            job.provider or "-",
+            job.status if job.succeeded else f"{job.status} ({job.error_code})",
+            str(len(job.result_paths)),
+            "-" if job.waited_seconds is None else f"{job.waited_seconds:.1f}",
+            job.job_id or "-",
+        )
+        for job in jobs
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))

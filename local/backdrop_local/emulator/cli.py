@@ -1,0 +1,104 @@
+"""Command line: run the provider emulator in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+from pydantic import ValidationError
+
+from backdrop_local.emulator.server import ProviderEmulator
+from backdrop_local.emulator.settings import ENV_PREFIX, EmulatorSettings
+
+DEFAULT_PORT = 4010
+
+# flag -> (settings field, argparse type, metavar); help texts come from the settings model.
+_FLAGS: dict[str, tuple[str, type, str]] = {
+    "--processing-seconds": ("processing_seconds", str, "SECONDS"),
+    "--rate-limit": ("rate_limit_per_minute", int, "PER_MINUTE"),
+    "--fault-429": ("fault_429", float, "SHARE"),
+    "--fault-500": ("fault_500", float, "SHARE"),
+    "--fault-503": ("fault_503", float, "SHARE"),
+    "--fault-slow": ("fault_slow", float, "SHARE"),
+    "--slow-seconds": ("slow_seconds", float, "SECONDS"),
+    "--fault-stuck": ("fault_stuck", float, "SHARE"),
+    "--fault-error": ("fault_error", float, "SHARE"),
+    "--fault-expired": ("fault_expired", float, "SHARE"),
+    "--seed": ("seed", int, "INT"),
+    "--credits": ("credits", int, "INT"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="backdrop emulator",
+        description=(
+            "Serve stand-ins for the Picsart and Photoroom APIs on this machine. Settings not "
+            f"given as flags come from {ENV_PREFIX}<FIELD> variables, then the defaults."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port, 0 for any free one ({DEFAULT_PORT})"
+    )
+    fields = EmulatorSettings.model_fields
+    for flag, (name, kind, metavar) in _FLAGS.items():
+        parser.add_argument(
+            flag, dest=name, type=kind, metavar=metavar, help=fields[name].description
+        )
+    parser.add_argument(
+        "--api-key",
+        dest="api_keys",
+        action="append",
+        metavar="KEY",
+        help="accept only this key (repeat for more); without it any non-empty key is accepted",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides: dict[str, Any] = {
+        name: value
+        for name in (*(flag[0] for flag in _FLAGS.values()), "api_keys")
+        if (value := getattr(args, name)) is not None
+    }
+    try:
+        settings = EmulatorSettings.from_env().merged(overrides)
+    except ValidationError as error:
+        print(f"invalid emulator settings:\n{error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    emulator = ProviderEmulator(settings, host=args.host, port=args.port)
+    try:
+        emulator.start()
+    except OSError as error:
+        print(f"cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return 1
+    print(f"Picsart   {emulator.picsart_base_url}")
+    print(f"Photoroom {emulator.photoroom_base_url}")
+    print(f"Control   {emulator.base_url}/_emulator/(stats|settings|script|reset)")
+    print("Ctrl-C to stop.", flush=True)
+
+    finished = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        # Stop as cleanly on `kill` (e.g. from a Makefile or a test) as on Ctrl-C.
+        signal.signal(signal.SIGTERM, lambda *_: finished.set())
+    try:
+        while not finished.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+    print("emulator stopped", flush=True)
+    return 0

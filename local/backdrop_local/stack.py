@@ -1,0 +1,204 @@
+"""`backdrop local`: the deployed shape on one machine.
+
+moto in server mode is the AWS (boto3 and the aws CLI talk to it), its Step Functions
+engine runs the real ASL, Lambda invokes run our handlers in-process, the provider
+emulator stands in for Picsart, and an HTTP front plays API Gateway.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from moto.server import ThreadedMotoServer
+
+from backdrop import aws
+from backdrop.providers import registry
+from backdrop_local import lambdas, s3_events
+from backdrop_local.api_front import ApiFront, Gateway
+from backdrop_local.cloud import ACCOUNT, REGION, LocalCloud, provision
+from backdrop_local.emulator import EmulatorSettings, ProviderEmulator
+from backdrop_local.pollers import EventLog, QueuePoller, batch_failures, sqs_event
+from backdrop_local.template import Template
+
+# Quiet, local-friendly defaults; anything here can be overridden with --param.
+LOCAL_PARAMETERS = {"PollFirstWaitSeconds": "2", "PollIntervalSeconds": "1"}
+
+
+@dataclass
+class StackOptions:
+    host: str = "127.0.0.1"
+    api_port: int = 3000
+    aws_port: int = 0
+    emulator_port: int = 0
+    # Providers whose real API is used (key from <NAME>_API_KEY); the others are emulated.
+    real_providers: tuple[str, ...] = ()
+    api_key: str | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    emulator: EmulatorSettings = field(default_factory=EmulatorSettings)
+    events_file: Path | None = None
+    echo: bool = True
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions) -> None:
+        self.options = options
+        self.api_key = options.api_key or secrets.token_urlsafe(24)
+        self._stoppers: list[Any] = []
+        self.cloud: LocalCloud | None = None
+        self.emulator: ProviderEmulator | None = None
+        self.ready: dict[str, Any] = {}
+
+    def _echo(self, line: str) -> None:
+        if self.options.echo:
+            print(line, flush=True)
+
+    def start(self) -> dict[str, Any]:
+        options = self.options
+        # The functions log at WARNING here unless the caller's environment asks for more
+        # (POWERTOOLS_LOG_LEVEL=INFO): at INFO they would bury the stack's own output.
+        log_level = os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING")
+        # Request logs of the embedded servers and moto's engine traces would drown the
+        # stack's own output; failures still show as jobs and events.
+        for noisy in ("werkzeug", "moto", "backdrop_local.emulator"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
+        template = Template()
+        moto = ThreadedMotoServer(ip_address=options.host, port=options.aws_port, verbose=False)
+        moto.start()
+        self._stoppers.append(moto)
+        _, aws_port = moto.get_host_and_port()
+        endpoint = f"http://{options.host}:{aws_port}"
+        # Every boto3 client in this process, ours and moto's own engine, uses the server.
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": endpoint,
+                "MOTO_PORT": str(aws_port),
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_DEFAULT_REGION": REGION,
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+            }
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        httpx.post(
+            f"{endpoint}/moto-api/config",
+            json={
+                "lambda": {"use_docker": False},
+                "stepfunctions": {"execute_state_machine": True},
+            },
+        ).raise_for_status()
+        lambdas.install()
+        s3_events.install()
+
+        parameters = {**LOCAL_PARAMETERS, **options.parameters}
+        secrets: dict[str, str] = {}
+        if set(registry.names()) - set(options.real_providers):
+            self.emulator = ProviderEmulator(
+                options.emulator, host=options.host, port=options.emulator_port
+            )
+            self.emulator.start()
+            self._stoppers.append(self.emulator)
+        for name in registry.names():
+            # Template names follow the provider: PicsartApiUrl, PicsartApiKeySecret, ...
+            title = name.title()
+            if name in options.real_providers:
+                key = os.environ.get(f"{name.upper()}_API_KEY", "")
+                if not key:
+                    raise SystemExit(f"--provider {name} needs {name.upper()}_API_KEY")
+            else:
+                assert self.emulator is not None
+                key = "local-emulator-key"
+                url = self.emulator.base_url_of(name)
+                if url is None:
+                    raise SystemExit(f"the emulator has no {name}: use --provider {name}")
+                parameters.setdefault(f"{title}ApiUrl", url)
+            secrets[f"{title}ApiKeySecret"] = key
+
+        self.cloud = cloud = provision(parameters=parameters, secrets=secrets, template=template)
+        # Functions share this process's environment, so each gets the union of the
+        # template's variables (provision checks that they agree).
+        os.environ.update({**cloud.environment, "POWERTOOLS_LOG_LEVEL": log_level})
+        lambdas.reset()
+
+        (api_function,) = (
+            f for f in template.functions() if any(e["Type"] == "Api" for e in f.events.values())
+        )
+        (api,) = template.of_type("AWS::Serverless::Api").values()
+        front = ApiFront(
+            gateway=Gateway.from_template(api, api_function.events),
+            invoke=lambda event: self._invoke(api_function.logical_id, event)[0],
+            api_key=self.api_key,
+            host=options.host,
+            port=options.api_port,
+        )
+        front.start()
+        self._stoppers.append(front)
+
+        inbox_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{cloud.inbox_queue_url.rsplit('/', 1)[-1]}"
+        inbox_function = next(
+            f.logical_id
+            for f in template.functions()
+            if any(e.get("Type") == "SQS" for e in f.events.values())
+        )
+
+        def feed_inbox(messages: list[dict[str, Any]]) -> set[str]:
+            payload, error = self._invoke(inbox_function, sqs_event(messages, inbox_arn, REGION))
+            return batch_failures(payload, error, messages)
+
+        for poller in (
+            QueuePoller(cloud.inbox_queue_url, feed_inbox),
+            QueuePoller(cloud.events_queue_url, EventLog(options.events_file, self._echo)),
+        ):
+            poller.start()
+            self._stoppers.append(poller)
+
+        self.ready = {
+            "api_url": front.url,
+            "api_key": self.api_key,
+            "aws_endpoint_url": endpoint,
+            "region": REGION,
+            "input_bucket": cloud.input_bucket,
+            "results_bucket": cloud.results_bucket,
+            "jobs_table": cloud.jobs_table,
+            "state_machine_arn": cloud.state_machine_arn,
+            "event_bus": cloud.event_bus,
+            "inbox_queue_url": cloud.inbox_queue_url,
+            "inbox_dead_letter_queue_url": cloud.inbox_dlq_url,
+            "events_file": str(options.events_file) if options.events_file else None,
+            "provider": "+".join(options.real_providers) or "emulator",
+            "real_providers": list(options.real_providers),
+            "emulator_url": self.emulator.base_url if self.emulator else None,
+        }
+        return self.ready
+
+    def _invoke(self, logical_id: str, event: dict[str, Any]) -> tuple[Any, str | None]:
+        assert self.cloud is not None
+        answer = aws.client("lambda").invoke(
+            FunctionName=self.cloud.functions[logical_id], Payload=json.dumps(event).encode()
+        )
+        return json.loads(answer["Payload"].read()), answer.get("FunctionError")
+
+    def stop(self) -> None:
+        for part in reversed(self._stoppers):
+            part.stop()
+        self._stoppers.clear()
+
+
+def aws_client(ready: dict[str, Any], service: str) -> Any:
+    """A boto3 client for the local stack's AWS, from its ready information."""
+    return boto3.client(
+        service,
+        endpoint_url=ready["aws_endpoint_url"],
+        region_name=ready["region"],
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )

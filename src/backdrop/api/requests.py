@@ -1,0 +1,163 @@
+"""Body of POST /v1/generations: JSON, or the same fields as multipart/form-data or a form."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+
+from backdrop.domain import (
+    MAX_IMAGE_URL_LENGTH,
+    MAX_METADATA_ENTRIES,
+    MAX_SEED,
+    OUTPUT_SIZE_PATTERN,
+    ImageFormat,
+    Metadata,
+    ModelVersion,
+    ReferenceBox,
+)
+from backdrop.providers import registry
+
+# Lambda takes at most 6 MB per request and base64 adds a third: bigger photos go by upload.
+MAX_INLINE_IMAGE_BYTES = 4 * 1024 * 1024
+IMAGE_FIELDS = ("image_url", "image_key", "image_base64", "image")
+
+
+def _known_provider(name: str) -> str:
+    if name not in registry.names():
+        raise ValueError(f"must be one of {', '.join(registry.names())}")
+    return name
+
+
+# The providers registered when the API module loads, as the schema's enum.
+ProviderShown = Annotated[str, WithJsonSchema({"type": "string", "enum": list(registry.names())})]
+ProviderChoice = Annotated[ProviderShown, AfterValidator(_known_provider)]
+
+
+class Guidance(BaseModel):
+    """An image prompt in a request: exactly one of image_url or image_key, and a weight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_url: AnyHttpUrl | None = Field(default=None, description="Public http(s) URL.")
+    image_key: str | None = Field(default=None, min_length=1, max_length=1024)
+    scale: float = Field(default=0.6, ge=0, le=1, description="How much the image weighs.")
+
+    @model_validator(mode="after")
+    def _exactly_one_image(self) -> Self:
+        if (self.image_url is None) == (self.image_key is None):
+            raise ValueError("give exactly one of image_url or image_key")
+        return self
+
+
+def _json_text(value: Any) -> Any:
+    """Form fields are text: a JSON object may come as a string (multipart, urlencoded)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value  # left for the field's own validation to refuse
+    return value
+
+
+def _base64(value: Any) -> Any:
+    # Strict: the lenient decoder would drop stray characters and hand on a damaged file.
+    if isinstance(value, str):
+        try:
+            data = base64.b64decode(value, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"not valid base64 ({exc})") from None
+        if not data:
+            raise ValueError("the image is empty")
+        return data
+    return value
+
+
+Base64Image = Annotated[
+    bytes,
+    BeforeValidator(_base64),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
+]
+
+
+def _file_part(value: Any) -> Any:
+    """The `image` file part of a multipart body, as bytes. A JSON body cannot carry a file."""
+    if value is None or isinstance(value, bytes):
+        return value
+    content = getattr(value, "content", None)
+    if isinstance(content, bytes):
+        return content
+    raise ValueError("send the file as the image part of multipart/form-data, or use image_base64")
+
+
+class GenerationRequest(BaseModel):
+    """Body of POST /v1/generations: JSON, or the same fields as multipart/form-data (with
+    the photo as the `image` file part, and `guidance`/`metadata` as JSON text)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_url: AnyHttpUrl | None = Field(
+        default=None, description="Public http(s) URL of the product photo (at most 2083 chars)."
+    )
+    image_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="The image_key answered by POST /v1/uploads, once the file is uploaded.",
+    )
+    image_base64: Base64Image | None = Field(
+        default=None, description="The photo itself, base64-encoded (at most 4 MB decoded)."
+    )
+    image: SkipJsonSchema[Annotated[bytes | None, BeforeValidator(_file_part)]] = None
+    prompt: str | None = Field(
+        default=None, min_length=1, max_length=1000, description="Defaults to the stack's prompt."
+    )
+    negative_prompt: str | None = Field(default=None, max_length=1000)
+    count: int | None = Field(default=None, ge=1, le=10, description="Images to generate.")
+    format: ImageFormat = "JPG"
+    provider: ProviderChoice | None = Field(default=None, description="Defaults to the stack's.")
+    seed: int | None = Field(
+        default=None, ge=0, le=MAX_SEED, description="Repeatable results (Photoroom)."
+    )
+    expand_prompt: bool | None = Field(
+        default=None, description="Let the provider enrich the prompt (Photoroom)."
+    )
+    guidance: Annotated[Guidance | None, BeforeValidator(_json_text)] = Field(
+        default=None, description="An image prompt (Photoroom)."
+    )
+    model: ModelVersion | None = Field(default=None, description="Model version (Photoroom).")
+    reference_box: ReferenceBox | None = Field(default=None, description="(Photoroom)")
+    output_size: str | None = Field(
+        default=None, pattern=OUTPUT_SIZE_PATTERN, description="auto, WxH, ... (Photoroom)"
+    )
+    metadata: Annotated[Metadata, BeforeValidator(_json_text)] = Field(
+        default_factory=dict,
+        max_length=MAX_METADATA_ENTRIES,
+        description="Your own labels (string to string), echoed in the job and its events.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_image(self) -> Self:
+        given = [name for name in IMAGE_FIELDS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of " + ", ".join(IMAGE_FIELDS))
+        if self.image_url is not None and len(str(self.image_url)) > MAX_IMAGE_URL_LENGTH:
+            raise ValueError(f"image_url is longer than {MAX_IMAGE_URL_LENGTH} characters")
+        return self
+
+    @property
+    def inline_image(self) -> bytes | None:
+        return self.image if self.image is not None else self.image_base64

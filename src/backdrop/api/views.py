@@ -1,0 +1,140 @@
+"""What callers see of a job: the public response models of the read routes, and the one
+function that turns a job record into them. Internals (the provider's job id, the record's
+expiry, bucket names and object keys of results) never leave through here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, get_args
+
+from pydantic import BaseModel, Field
+
+from backdrop.api.requests import ProviderShown
+from backdrop.config import Settings
+from backdrop.domain import (
+    FORMATS,
+    ImageFormat,
+    ImageSource,
+    Job,
+    JobError,
+    JobStatus,
+    ModelVersion,
+    ReferenceBox,
+    ResultImage,
+    Trigger,
+)
+from backdrop.storage import presigned_get
+
+
+def _unset(value: Any) -> bool:
+    return value is None
+
+
+# A provider option appears only when the request set it.
+def _option(description: str) -> Any:
+    return Field(default=None, exclude_if=_unset, description=description)
+
+
+class GuidanceView(BaseModel):
+    image_url: str | None = _option("The image prompt's URL, when given as a URL.")
+    image_key: str | None = _option("The image prompt's key in the input bucket.")
+    scale: float
+
+
+class RequestView(BaseModel):
+    """What was asked for, with the stack's defaults applied, in the fields of
+    POST /v1/generations."""
+
+    image_url: str | None = Field(description="The product photo's URL, for a URL source.")
+    image_key: str | None = Field(description="Its key in the input bucket, otherwise.")
+    prompt: str
+    negative_prompt: str | None
+    count: int
+    format: ImageFormat
+    seed: int | None
+    expand_prompt: bool | None = _option("(Photoroom)")
+    guidance: GuidanceView | None = _option("An image prompt (Photoroom).")
+    model: ModelVersion | None = _option("(Photoroom)")
+    reference_box: ReferenceBox | None = _option("(Photoroom)")
+    output_size: str | None = _option("(Photoroom)")
+
+
+class ResultView(BaseModel):
+    index: int
+    url: str = Field(description="Presigned GET URL of the stored image; it expires.")
+    size: int = Field(description="Bytes.")
+    format: ImageFormat
+    content_type: str
+    seed: int | None = Field(description="The seed the provider used, where it reports one.")
+
+
+class GenerationView(BaseModel):
+    """A job as GET /v1/generations/{id} and GET /v1/generations show it."""
+
+    id: str
+    status: JobStatus
+    trigger: Trigger
+    provider: ProviderShown
+    created_at: datetime
+    updated_at: datetime
+    request: RequestView
+    metadata: dict[str, str]
+    results: list[ResultView] = Field(description="Empty until the job has succeeded.")
+    error: JobError | None = Field(description="Why the job failed; null otherwise.")
+
+
+class GenerationPage(BaseModel):
+    """One page of GET /v1/generations, newest first."""
+
+    items: list[GenerationView]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+def generation_view(job: Job, settings: Settings) -> GenerationView:
+    options = job.options
+    guidance = None
+    if options.guidance is not None:
+        image = options.guidance.image
+        guidance = GuidanceView(
+            image_url=image.url, image_key=_key(image), scale=options.guidance.scale
+        )
+    return GenerationView(
+        id=job.id,
+        status=job.status,
+        trigger=job.trigger,
+        provider=job.provider,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        # In the fields of POST /v1/generations; of the source, only the URL or the key.
+        request=RequestView(
+            image_url=job.source.url,
+            image_key=_key(job.source),
+            guidance=guidance,
+            **options.model_dump(exclude={"guidance"}),
+        ),
+        metadata=job.metadata,
+        results=[_result(r, job.options.format, settings) for r in job.results],
+        error=job.error,
+    )
+
+
+def _key(source: ImageSource) -> str | None:
+    # Only the key: which bucket, and which version of the object, are the stack's business.
+    return source.key if source.url is None else None
+
+
+_FORMAT_OF_TYPE: dict[str, ImageFormat] = {FORMATS[f][1]: f for f in get_args(ImageFormat)}
+
+
+def _result(result: ResultImage, requested: ImageFormat, settings: Settings) -> ResultView:
+    return ResultView(
+        index=result.index,
+        url=presigned_get(settings.results_bucket, result.key, settings.result_url_expiry_seconds),
+        size=result.size,
+        # What was stored, where the provider said; else what was asked for.
+        format=_FORMAT_OF_TYPE.get(result.content_type, requested),
+        content_type=result.content_type,
+        seed=result.seed,
+    )

@@ -1,0 +1,177 @@
+"""The domain: a job, what it was asked to make, where its image comes from, how it ended.
+Everything else imports from here; this module imports nothing of ours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+# Who asked for a job: the HTTPS API or an image dropped under inbox/.
+Trigger = Literal["api", "inbox"]
+# A provider is named by its registry entry (providers/registry.py); the record only
+# needs a well-formed name, so a provider added later reads back like any other.
+ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+ImageFormat = Literal["JPG", "PNG", "WEBP"]
+# Model versions a request may name (Photoroom's; the others have one model).
+ModelVersion = Literal["3", "background-studio-beta-2025-03-17", "2"]
+ReferenceBox = Literal["subjectBox", "originalImage"]
+OUTPUT_SIZE_PATTERN = r"^(auto|originalImage|croppedSubject|[1-9][0-9]{0,3}x[1-9][0-9]{0,3})$"
+MAX_SEED = 2**32 - 1
+JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+MAX_IMAGE_URL_LENGTH = 2083  # Picsart's limit on image_url, and the most a browser takes
+
+# Requested format -> (file extension, content type) of the stored results.
+FORMATS: dict[str, tuple[str, str]] = {
+    "JPG": ("jpg", "image/jpeg"),
+    "PNG": ("png", "image/png"),
+    "WEBP": ("webp", "image/webp"),
+}
+
+# Caller's own labels, echoed in the job and its events: small, so events stay small.
+MAX_METADATA_ENTRIES = 10
+Metadata = dict[
+    Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")],
+    Annotated[str, StringConstraints(max_length=256)],
+]
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class ImageSource(BaseModel):
+    """An image: either a caller's URL or an object in the input bucket."""
+
+    url: str | None = None
+    bucket: str | None = None
+    key: str | None = None
+    version_id: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.url is None) == (self.bucket is None or self.key is None):
+            raise ValueError("an image source is either a url or a bucket and key")
+        return self
+
+
+class GuidanceSource(BaseModel):
+    """An image prompt: the image whose look the background should follow, and how much."""
+
+    image: ImageSource
+    scale: float = Field(default=0.6, ge=0, le=1)
+
+
+class GenerationOptions(BaseModel):
+    """What the provider is asked to make, once defaults are applied. Options a provider
+    does not support are refused when the job is planned (plan.py), never dropped."""
+
+    prompt: str = Field(min_length=1, max_length=1000)
+    negative_prompt: str | None = Field(default=None, max_length=1000)
+    count: int = Field(default=2, ge=1, le=10)
+    format: ImageFormat = "JPG"
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    expand_prompt: bool | None = None
+    guidance: GuidanceSource | None = None
+    model: ModelVersion | None = None
+    reference_box: ReferenceBox | None = None
+    output_size: str | None = Field(default=None, pattern=OUTPUT_SIZE_PATTERN)
+
+
+# Options that only some providers honour (the image, prompt, count and format all do).
+OPTIONAL_OPTIONS = (
+    "negative_prompt",
+    "seed",
+    "expand_prompt",
+    "guidance",
+    "model",
+    "reference_box",
+    "output_size",
+)
+
+
+class InboxPreset(BaseModel):
+    """Options for every image dropped in one inbox folder (`inbox/<preset name>/...`).
+    Object metadata overrides them field by field; what neither gives comes from the stack."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prompt: str | None = Field(default=None, min_length=1, max_length=1000)
+    negative_prompt: str | None = Field(default=None, max_length=1000)
+    count: int | None = Field(default=None, ge=1, le=10)
+    format: ImageFormat | None = None
+    provider: ProviderName | None = None
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+
+
+class ResultImage(BaseModel):
+    index: int
+    key: str
+    content_type: str
+    size: int
+    seed: int | None = None  # the seed the provider used, where it reports one
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a piece of work is refused: the field at fault (as the caller named it)
+    and why."""
+
+    field: str
+    reason: str
+
+
+class Refused(Exception):
+    """Work refused before it starts, for a reason its job records as its error."""
+
+    def __init__(self, code: str, message: str, problems: tuple[Problem, ...] = ()) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.problems = problems
+
+    @property
+    def error(self) -> JobError:
+        return JobError(code=self.code, message=self.message)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job as planned (plan.py), before it is recorded: what every way in (API, inbox)
+    hands to `executions.start` or `executions.refuse`."""
+
+    id: str
+    trigger: Trigger
+    provider: str
+    source: ImageSource
+    options: GenerationOptions
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class Job(BaseModel):
+    """One generation: the record in the jobs table."""
+
+    id: str
+    status: JobStatus
+    trigger: Trigger
+    provider: ProviderName
+    source: ImageSource
+    options: GenerationOptions
+    provider_job_id: str | None = None
+    results: list[ResultImage] = Field(default_factory=list)
+    error: JobError | None = None
+    metadata: Metadata = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+    expires_at: int

@@ -1,0 +1,266 @@
+"""One plan for a new job, whichever way it came in. What was asked (an API request, an
+inbox image's metadata and folder preset) becomes a NewJob: the provider, the options with
+the stack's defaults applied and checked against what the provider honours, and the photo,
+checked by its bytes and stored where the provider can fetch it. Nothing here is paid for;
+whatever cannot work is refused here, before anything starts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from backdrop import images, storage
+from backdrop.config import Settings
+from backdrop.domain import (
+    MAX_SEED,
+    OUTPUT_SIZE_PATTERN,
+    GenerationOptions,
+    GuidanceSource,
+    ImageFormat,
+    ImageSource,
+    ModelVersion,
+    NewJob,
+    Problem,
+    ProviderName,
+    ReferenceBox,
+    Refused,
+    Trigger,
+)
+from backdrop.jobs import new_job_id
+from backdrop.providers import registry
+from backdrop.providers.base import ProviderSpec
+
+UPLOADS_PREFIX = "uploads/"
+UPLOAD_TYPES: dict[str, str] = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+
+
+# Spellings people use for the formats we name JPG, PNG and WEBP.
+_FORMAT_ALIASES = {"JPEG": "JPG"}
+
+
+def _format(value: Any) -> Any:
+    if isinstance(value, str):
+        upper = value.strip().upper()
+        return _FORMAT_ALIASES.get(upper, upper)
+    return value
+
+
+def _provider(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+class OptionLayer(BaseModel):
+    """Options as one source gives them (a request, object metadata, a preset): any may be
+    missing, and a more specific layer wins field by field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Annotated[ProviderName | None, BeforeValidator(_provider)] = None
+    prompt: str | None = Field(default=None, min_length=1, max_length=1000)
+    negative_prompt: str | None = Field(default=None, max_length=1000)
+    count: int | None = Field(default=None, ge=1, le=10)
+    format: Annotated[ImageFormat | None, BeforeValidator(_format)] = None
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    expand_prompt: bool | None = None
+    model: ModelVersion | None = None
+    reference_box: ReferenceBox | None = None
+    output_size: str | None = Field(default=None, pattern=OUTPUT_SIZE_PATTERN)
+
+
+def _as_given(name: str) -> str:
+    return name
+
+
+@dataclass(frozen=True)
+class Layer:
+    values: Mapping[str, Any]
+    # How to name one of its fields to the person who set it (a metadata key, a preset).
+    origin: Callable[[str], str] = _as_given
+    # What was wrong with it before its values could even be read (undecodable metadata).
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Photo:
+    """Where an image is, as asked: exactly one of a caller's URL (passed to the provider,
+    never fetched here), a key from POST /v1/uploads, the bytes themselves, or an object
+    already in the input bucket. `field` names it in errors."""
+
+    url: str | None = None
+    upload_key: str | None = None
+    data: bytes | None = None
+    stored: ImageSource | None = None
+    field: str = "image"
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What was asked for: the photo, option layers (most specific first; the stack's
+    defaults come last by themselves), an optional image prompt, and the caller's labels."""
+
+    trigger: Trigger
+    photo: Photo
+    layers: tuple[Layer, ...] = ()
+    guidance: Photo | None = None
+    guidance_scale: float = 0.6
+    metadata: dict[str, str] = field(default_factory=dict)
+    job_id: str | None = None  # derived by the caller where the work identifies itself
+
+
+class PlanRefused(Refused):
+    """The ask cannot become a job. `job` is the job as far as it could be planned (the
+    stack's defaults where the options were at fault), for callers that record refusals."""
+
+    def __init__(self, refused: Refused, job: NewJob) -> None:
+        super().__init__(refused.code, refused.message, refused.problems)
+        self.job = job
+
+
+def plan(ask: Ask, settings: Settings) -> NewJob:
+    """The new job for `ask`, or PlanRefused saying why there can be none."""
+    job_id = ask.job_id or new_job_id()
+    stack = Layer(
+        {
+            "provider": settings.default_provider,
+            "prompt": settings.default_prompt,
+            "count": settings.default_count,
+            "format": "JPG",
+        },
+        lambda name: "the stack's default",
+    )
+    fallback = NewJob(
+        id=job_id,
+        trigger=ask.trigger,
+        provider=settings.default_provider,
+        source=_unchecked(ask.photo, settings),
+        options=GenerationOptions(prompt=settings.default_prompt, count=settings.default_count),
+        metadata=ask.metadata,
+    )
+    try:
+        spec, options = _options((*ask.layers, stack), guided=ask.guidance is not None)
+    except Refused as exc:
+        raise PlanRefused(exc, fallback) from None
+    chosen = NewJob(
+        id=job_id,
+        trigger=ask.trigger,
+        provider=spec.name,
+        source=fallback.source,
+        options=options,
+        metadata=ask.metadata,
+    )
+    try:
+        source = _source(ask.photo, spec, settings)
+        if ask.guidance is not None:
+            image = _source(ask.guidance, spec, settings)
+            guidance = GuidanceSource(image=image, scale=ask.guidance_scale)
+            options = options.model_copy(update={"guidance": guidance})
+    except Refused as exc:
+        raise PlanRefused(exc, chosen) from None
+    return NewJob(
+        id=job_id,
+        trigger=ask.trigger,
+        provider=spec.name,
+        source=source,
+        options=options,
+        metadata=ask.metadata,
+    )
+
+
+def _options(layers: tuple[Layer, ...], *, guided: bool) -> tuple[ProviderSpec, GenerationOptions]:
+    chosen: dict[str, Any] = {}
+    origins: dict[str, Callable[[str], str]] = {}
+    for layer in reversed(layers):  # least specific first, so the more specific overwrite
+        parsed = _parse(layer)
+        for name, value in parsed.model_dump(exclude_none=True).items():
+            chosen[name] = value
+            origins[name] = layer.origin
+    name = chosen.pop("provider")
+    try:
+        spec = registry.get(name)
+    except registry.UnknownProvider as exc:
+        origin = origins["provider"]("provider")
+        raise Refused(
+            "invalid_option", f"{origin} {name!r}: {exc}", (Problem("provider", str(exc)),)
+        ) from None
+    options = GenerationOptions.model_validate(chosen)
+    # An image prompt is checked like any option, before its image is looked at.
+    problems = spec.unsupported(options, asked=("guidance",) if guided else ())
+    if problems:
+        raise Refused(
+            "unsupported_option",
+            "; ".join(f"{origins.get(p.field, _as_given)(p.field)}: {p.reason}" for p in problems),
+            tuple(problems),
+        )
+    return spec, options
+
+
+def _parse(layer: Layer) -> OptionLayer:
+    if layer.problems:
+        reasons = "; ".join(p.reason for p in layer.problems)
+        raise Refused("invalid_option", reasons, layer.problems)
+    try:
+        return OptionLayer.model_validate(layer.values)
+    except ValidationError as exc:
+        problems = [
+            Problem(name, f"{layer.origin(name)} {layer.values.get(name)!r}: {error['msg']}")
+            for error in exc.errors()
+            for name in [str(error["loc"][0])]
+        ]
+        raise Refused(
+            "invalid_option", "; ".join(p.reason for p in problems), tuple(problems)
+        ) from None
+
+
+def _unchecked(photo: Photo, settings: Settings) -> ImageSource:
+    """The photo's source as recorded on a refused job (nothing stored, nothing checked)."""
+    if photo.stored is not None:
+        return photo.stored
+    if photo.url is not None:
+        return ImageSource(url=photo.url)
+    return ImageSource(bucket=settings.input_bucket, key=photo.upload_key or UPLOADS_PREFIX)
+
+
+def _source(photo: Photo, spec: ProviderSpec, settings: Settings) -> ImageSource:
+    """Where the provider will find the photo, once it is known to be one it takes."""
+    if photo.url is not None:
+        return ImageSource(url=photo.url)
+    if photo.stored is not None:
+        assert photo.stored.bucket is not None
+        assert photo.stored.key is not None
+        _inspect(photo, spec, photo.stored.bucket, photo.stored.key, photo.stored.version_id)
+        return photo.stored
+    if photo.upload_key is not None:
+        key = photo.upload_key
+        if not key.startswith(UPLOADS_PREFIX) or ".." in key:
+            raise _invalid(photo.field, "use the image_key answered by POST /v1/uploads")
+        if storage.object_size(settings.input_bucket, key, None) is None:
+            raise _invalid(
+                photo.field, "nothing has been uploaded with this key (or the upload has expired)"
+            )
+        _inspect(photo, spec, settings.input_bucket, key, None)
+        return ImageSource(bucket=settings.input_bucket, key=key)
+    assert photo.data is not None
+    try:
+        info = images.inspect_bytes(photo.data, limits=spec.limits, provider=spec.name)
+    except images.ImageRejected as exc:
+        raise Refused(exc.code, exc.message, (Problem(photo.field, exc.message),)) from None
+    key = f"{UPLOADS_PREFIX}{uuid.uuid4().hex}.{UPLOAD_TYPES[info.content_type]}"
+    version = storage.put_bytes(settings.input_bucket, key, photo.data, info.content_type)
+    return ImageSource(bucket=settings.input_bucket, key=key, version_id=version)
+
+
+def _inspect(
+    photo: Photo, spec: ProviderSpec, bucket: str, key: str, version_id: str | None
+) -> None:
+    try:
+        images.inspect_object(bucket, key, version_id, limits=spec.limits, provider=spec.name)
+    except images.ImageRejected as exc:
+        raise Refused(exc.code, exc.message, (Problem(photo.field, exc.message),)) from None
+
+
+def _invalid(field_name: str, reason: str) -> Refused:
+    return Refused("invalid_request", "the request is invalid", (Problem(field_name, reason),))

@@ -1,0 +1,48 @@
+"""Provider clients for the workflow tasks, built from the registry: the key from Secrets
+Manager, the settings from the environment, one connection pool per container."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import httpx
+from aws_lambda_powertools.utilities import parameters
+
+from backdrop.providers import registry
+from backdrop.providers.base import AsyncProvider, Mode, SyncProvider
+from backdrop.providers.errors import ProviderAuthError
+
+
+@cache
+def http_client(timeout: float) -> httpx.Client:
+    """One connection pool per container for provider calls and result downloads. No
+    redirects: httpx would carry the provider's key header to wherever one points."""
+    return httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+
+
+def _client(name: str, mode: Mode, timeout: float) -> AsyncProvider | SyncProvider:
+    spec = registry.get(name)
+    if spec.mode is not mode:
+        raise ValueError(f"{name} is a {spec.mode.value} provider, not {mode.value}")
+    settings = spec.settings()
+    if not settings.secret_name:
+        raise ProviderAuthError(
+            f"no API key is configured for {name} ({name.upper()}_SECRET_NAME)", provider=name
+        )
+    # Powertools caches the secret for five minutes, so a rotated key is picked up soon.
+    api_key = str(parameters.get_secret(settings.secret_name, max_age=300))
+    return spec.client(api_key, settings, http_client(timeout))
+
+
+def async_client(name: str, *, timeout: float) -> AsyncProvider:
+    client = _client(name, Mode.ASYNC, timeout)
+    if not isinstance(client, AsyncProvider):
+        raise TypeError(f"the {name} client cannot submit and poll")
+    return client
+
+
+def sync_client(name: str, *, timeout: float) -> SyncProvider:
+    client = _client(name, Mode.SYNC, timeout)
+    if not isinstance(client, SyncProvider):
+        raise TypeError(f"the {name} client cannot generate")
+    return client

@@ -1,0 +1,25 @@
+"""The workflow tasks that end a job: RecordFailure and Publish (both paths, every job)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from backdrop import outcomes
+from backdrop.observability import metrics
+from backdrop.workflow.deps import Deps
+from backdrop.workflow.failures import error_from_failure
+from backdrop.workflow.messages import Failure, MarkFailedInput, TaskInput
+
+
+def mark_failed(task: MarkFailedInput, deps: Deps) -> Failure:
+    error = error_from_failure(task.error.error, task.error.cause)
+    job = deps.jobs.mark_failed(task.job_id, error)
+    assert job.error is not None
+    return job.error
+
+
+def publish(task: TaskInput, deps: Deps) -> None:
+    job = deps.jobs.get(task.job_id)
+    outcomes.announce(job, deps.settings)
+    metrics.add_metric(name=f"Jobs{job.status.value.title()}", unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()
