@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from PIL import Image
-
 from backdrop import storage
 from backdrop.domain import Refused
 from backdrop.observability import logger
@@ -36,6 +34,9 @@ def inspect_bytes(
 ) -> ImageInfo:
     """Read the format and dimensions from `data`: the whole file, or its first bytes with
     `size` the full size. Raises ImageRejected for anything outside `provider`'s limits."""
+    # Pillow loads only where an image is checked, not with every module that imports this.
+    from PIL import Image
+
     size = len(data) if size is None else size
     _check_size(size, limits, provider)
     expected = ", ".join(limits.formats)

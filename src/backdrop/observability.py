@@ -1,10 +1,11 @@
-"""Logger, tracer and metrics, created once per container and shared by every module.
+"""The logger, created once per container and shared by every module. The service name
+comes from POWERTOOLS_SERVICE_NAME.
 
-Service name and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE.
+Traces come from Lambda's and Step Functions' own tracing (`Tracing: Active`): every
+invocation and every state is a segment. The X-Ray SDK, which would sub-segment each AWS
+call, is not loaded: importing it cost more than any single workflow task's own work.
 """
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import Logger
 
 logger = Logger()
-tracer = Tracer()
-metrics = Metrics()

@@ -22,7 +22,6 @@ from aws_lambda_powertools.event_handler.openapi.models import (
     APIKeyIn,
     Server,
 )
-from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
 
 from backdrop.api import create, errors, read
 from backdrop.config import get_settings
@@ -104,6 +103,8 @@ def openapi_json() -> dict[str, Any]:
 @app.get("/v1/docs", include_in_schema=False)
 def docs() -> Response[str]:
     # Powertools' own Swagger UI page and assets, fed our document (with its multipart form).
+    from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
+
     assets = Path(event_handler.__file__).parent / "openapi" / "swagger_ui"
     page = generate_swagger_html(
         json.dumps(openapi_document()).replace("</", "<\\/"),

@@ -12,12 +12,6 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from botocore.exceptions import ClientError
 
 from backdrop import executions, storage
@@ -46,11 +40,6 @@ jobs = JobStore(settings)
 
 IDEMPOTENCY_SECONDS = 24 * 3600
 
-idempotency = IdempotencyConfig(
-    event_key_jmespath="key",
-    payload_validation_jmespath="request",
-    expires_after_seconds=IDEMPOTENCY_SECONDS,
-)
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -111,25 +100,44 @@ def _claim(key: str, request: GenerationRequest) -> dict[str, Any]:
 
 
 def _start_once(*, claim: dict[str, Any], request: GenerationRequest) -> Job:
-    return _idempotent_start()(claim=claim, request=request)  # type: ignore[no-any-return]
+    start, config = _idempotent_start()
+    # Lets an interrupted request's key be retried once this invocation's time is up.
+    config.register_lambda_context(router.lambda_context)
+    return start(claim=claim, request=request)  # type: ignore[no-any-return]
 
 
 @cache
-def _idempotent_start() -> Any:
+def _idempotent_start() -> tuple[Any, Any]:
     """`_start`, once per claim (Powertools idempotency): a retry within 24 h gets the
-    first job back; the same key with another request is refused."""
+    first job back; the same key with another request is refused. Built, and imported,
+    on the first request that has an Idempotency-Key."""
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+    from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import (
+        PydanticSerializer,
+    )
+
     if not settings.idempotency_table:
         raise RuntimeError("IDEMPOTENCY_TABLE is not set")
 
     def start(*, claim: dict[str, Any], request: GenerationRequest) -> Job:
         return _start(request)
 
-    return idempotent_function(
+    config = IdempotencyConfig(
+        event_key_jmespath="key",
+        payload_validation_jmespath="request",
+        expires_after_seconds=IDEMPOTENCY_SECONDS,
+    )
+    once = idempotent_function(
         data_keyword_argument="claim",
-        config=idempotency,
+        config=config,
         persistence_store=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
         output_serializer=PydanticSerializer(Job),
     )(start)
+    return once, config
 
 
 # Request fields that are options; plan.py applies the stack's defaults under them.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -10,13 +10,15 @@ from aws_lambda_powertools.utilities.batch import (
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from backdrop import inbox
 from backdrop.config import get_settings
 from backdrop.envelopes import InboxMessage
 from backdrop.jobs import JobStore
-from backdrop.observability import logger, tracer
+from backdrop.observability import logger
+
+if TYPE_CHECKING:  # typing only: the module costs a cold start
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 settings = get_settings()
 jobs = JobStore(settings)
@@ -42,7 +44,6 @@ def record_handler(record: InboxMessage) -> None:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context

@@ -1,24 +1,25 @@
-"""The one decorator every workflow task handler is: logger, tracer, parsed input, the
-container's settings and job store, and a JSON answer for the state machine."""
+"""The one decorator every workflow task handler is: logger, parsed input, the container's
+settings and job store, and a JSON answer for the state machine."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache, wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from backdrop.config import get_settings
 from backdrop.jobs import JobStore
-from backdrop.observability import logger, tracer
+from backdrop.observability import logger
 from backdrop.workflow.deps import Deps
 from backdrop.workflow.messages import TaskInput
 
+if TYPE_CHECKING:  # typing only: the module costs a cold start
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
 In = TypeVar("In", bound=TaskInput)
-LambdaHandler = Callable[[dict[str, Any], LambdaContext], Any]
+LambdaHandler = Callable[[dict[str, Any], "LambdaContext"], Any]
 
 
 @cache
@@ -37,12 +38,12 @@ def task(
         deps()  # a bad setting fails the cold start, not the first job
 
         @logger.inject_lambda_context
-        @tracer.capture_lambda_handler
-        @event_parser(model=model)
         @wraps(logic)
-        def handler(event: In, context: LambdaContext) -> dict[str, Any] | None:
-            logger.append_keys(job_id=event.job_id)
-            answer = logic(event, deps())
+        def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | None:
+            # A malformed input is the state machine's bug: it fails the task loudly.
+            task_input = model.model_validate(event)
+            logger.append_keys(job_id=task_input.job_id)
+            answer = logic(task_input, deps())
             return None if answer is None else answer.model_dump(mode="json")
 
         return handler

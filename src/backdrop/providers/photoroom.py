@@ -30,8 +30,8 @@ from backdrop.providers.errors import (
     ProviderError,
     ProviderProtocolError,
     from_status,
-    transport_errors,
 )
+from backdrop.providers.transport import transport_errors
 
 NAME = "photoroom"
 DEFAULT_BASE_URL = "https://image-api.photoroom.com"

@@ -19,8 +19,8 @@ from backdrop.providers.errors import (
     ProviderJobFailed,
     ProviderProtocolError,
     from_status,
-    transport_errors,
 )
+from backdrop.providers.transport import transport_errors
 
 NAME = "picsart"
 DEFAULT_BASE_URL = "https://genai-api.picsart.io/v1"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import Metrics, MetricUnit
 
 from backdrop import outcomes
-from backdrop.observability import metrics
 from backdrop.workflow.deps import Deps
 from backdrop.workflow.failures import error_from_failure
 from backdrop.workflow.messages import Failure, MarkFailedInput, TaskInput
+
+# Jobs ended, by outcome, as CloudWatch metrics (namespace POWERTOOLS_METRICS_NAMESPACE).
+metrics = Metrics()
 
 
 def mark_failed(task: MarkFailedInput, deps: Deps) -> Failure:

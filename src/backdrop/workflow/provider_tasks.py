@@ -10,14 +10,15 @@ from backdrop import storage
 from backdrop.domain import MAX_IMAGE_URL_LENGTH, MAX_SEED, ImageSource, Job, JobStatus, ResultImage
 from backdrop.jobs import JobConflict
 from backdrop.observability import logger
-from backdrop.providers import clients, errors, registry
+from backdrop.providers import errors, registry
 from backdrop.providers.base import ProviderRequest
 from backdrop.workflow.deps import Deps
-from backdrop.workflow.downloads import copy_url_to_s3
 from backdrop.workflow.messages import PollInput, PollState, Stored, StoreInput, TaskInput
 
 # How long the provider may take to start fetching a photo from the input bucket.
 SOURCE_URL_SECONDS = 3600
+# Provider clients, httpx and Secrets Manager are imported by the task that calls out, when
+# it does (a cold start of the other tasks does not pay for them).
 
 
 def submit(task: TaskInput, deps: Deps) -> PollState:
@@ -30,7 +31,9 @@ def submit(task: TaskInput, deps: Deps) -> PollState:
         return PollState(provider_job_id=job.provider_job_id, wait_seconds=first_wait)
     if job.status is not JobStatus.QUEUED:
         raise JobConflict(f"job {job.id} is {job.status.value}, not queued")
-    client = clients.async_client(job.provider, timeout=deps.settings.provider_timeout_seconds)
+    from backdrop.providers.clients import async_client
+
+    client = async_client(job.provider, timeout=deps.settings.provider_timeout_seconds)
     provider_job_id = client.submit(_request(job))
     deps.jobs.mark_running(job.id, provider_job_id)
     logger.info("job submitted", extra={"provider_job_id": provider_job_id})
@@ -68,7 +71,9 @@ def _url(source: ImageSource) -> str:
 
 def poll(task: PollInput, deps: Deps) -> PollState:
     state, provider = task.poll, task.provider
-    client = clients.async_client(provider, timeout=deps.settings.provider_timeout_seconds)
+    from backdrop.providers.clients import async_client
+
+    client = async_client(provider, timeout=deps.settings.provider_timeout_seconds)
     outcome = client.poll(state.provider_job_id)
     attempt = state.attempt + 1
     if outcome.status == "done":
@@ -92,10 +97,14 @@ def poll(task: PollInput, deps: Deps) -> PollState:
 
 def store(task: StoreInput, deps: Deps) -> Stored:
     """Copy every result into the results bucket, then mark the job succeeded."""
+    from backdrop.workflow.downloads import copy_url_to_s3
+
     job = deps.jobs.get(task.job_id)
     if job.status is JobStatus.SUCCEEDED:
         return Stored(results=job.results)
-    http = clients.http_client(deps.settings.provider_timeout_seconds)
+    from backdrop.providers.clients import http_client
+
+    http = http_client(deps.settings.provider_timeout_seconds)
     results = [
         copy_url_to_s3(
             http,
@@ -122,7 +131,9 @@ def generate(task: TaskInput, deps: Deps) -> Stored:
         return Stored(results=job.results)
     if job.status is JobStatus.QUEUED:
         jobs.mark_running(job.id, None)
-    client = clients.sync_client(job.provider, timeout=settings.provider_timeout_seconds)
+    from backdrop.providers.clients import sync_client
+
+    client = sync_client(job.provider, timeout=settings.provider_timeout_seconds)
     count = job.options.count
     seeds = _seeds(job)
     keys = [storage.result_key(job, i) for i in range(count)]
