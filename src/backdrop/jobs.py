@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -76,14 +76,10 @@ class JobStore:
         that already exists is returned as it is (the caller is a redelivery)."""
         now = _now()
         job_id = new.id
+        planned = {f.name: getattr(new, f.name) for f in fields(new)}
         job = Job(
-            id=job_id,
+            **planned,
             status=JobStatus.QUEUED,
-            trigger=new.trigger,
-            provider=new.provider,
-            source=new.source,
-            options=new.options,
-            metadata=new.metadata,
             created_at=now,
             updated_at=now,
             expires_at=int((now + self._ttl).timestamp()),

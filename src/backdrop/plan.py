@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -132,7 +132,9 @@ def plan(ask: Ask, settings: Settings) -> NewJob:
         },
         lambda name: "the stack's default",
     )
-    fallback = NewJob(
+    # As far as it is planned: what a refusal records (the stack's defaults, until the
+    # options are known; the photo as given, until it is checked).
+    job = NewJob(
         id=job_id,
         trigger=ask.trigger,
         provider=settings.default_provider,
@@ -143,15 +145,8 @@ def plan(ask: Ask, settings: Settings) -> NewJob:
     try:
         spec, options = _options((*ask.layers, stack), guided=ask.guidance is not None)
     except Refused as exc:
-        raise PlanRefused(exc, fallback) from None
-    chosen = NewJob(
-        id=job_id,
-        trigger=ask.trigger,
-        provider=spec.name,
-        source=fallback.source,
-        options=options,
-        metadata=ask.metadata,
-    )
+        raise PlanRefused(exc, job) from None
+    job = replace(job, provider=spec.name, options=options)
     try:
         source = _source(ask.photo, spec, settings)
         if ask.guidance is not None:
@@ -159,15 +154,8 @@ def plan(ask: Ask, settings: Settings) -> NewJob:
             guidance = GuidanceSource(image=image, scale=ask.guidance_scale)
             options = options.model_copy(update={"guidance": guidance})
     except Refused as exc:
-        raise PlanRefused(exc, chosen) from None
-    return NewJob(
-        id=job_id,
-        trigger=ask.trigger,
-        provider=spec.name,
-        source=source,
-        options=options,
-        metadata=ask.metadata,
-    )
+        raise PlanRefused(exc, job) from None
+    return replace(job, source=source, options=options)
 
 
 def _options(layers: tuple[Layer, ...], *, guided: bool) -> tuple[ProviderSpec, GenerationOptions]:
@@ -216,7 +204,8 @@ def _parse(layer: Layer) -> OptionLayer:
 
 
 def _unchecked(photo: Photo, settings: Settings) -> ImageSource:
-    """The photo's source as recorded on a refused job (nothing stored, nothing checked)."""
+    """The photo's source as a refused job records it: nothing stored, nothing checked
+    (inline bytes are never stored for a refusal; only their place is named)."""
     if photo.stored is not None:
         return photo.stored
     if photo.url is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from backdrop.domain import GenerationOptions, Problem
+from backdrop.domain import OPTIONAL_OPTIONS, GenerationOptions, Problem
 from backdrop.providers.base import MB, InputLimits, Mode, ProviderSettings, ProviderSpec
 
 if TYPE_CHECKING:
@@ -88,17 +88,7 @@ register(
         limits=InputLimits(formats=("PNG", "JPEG", "WEBP"), max_bytes=30 * MB),
         default_url="https://image-api.photoroom.com",
         client=_photoroom,
-        options=frozenset(
-            {
-                "negative_prompt",
-                "seed",
-                "expand_prompt",
-                "guidance",
-                "model",
-                "reference_box",
-                "output_size",
-            }
-        ),
+        options=frozenset(OPTIONAL_OPTIONS),  # every one
         rules=_photoroom_rules,
     )
 )
