@@ -51,6 +51,9 @@ class Settings(BaseModel):
     poll_interval_seconds: int = Field(default=3, ge=0, le=60)
     poll_max_attempts: int = Field(default=60, ge=1, le=1000)
     job_ttl_days: int = Field(default=90, ge=1, le=3650)
+    # The providers' rate governor (governor.py), and how long new work may wait its turn.
+    governor_table: str = Field(min_length=1)
+    queue_deadline_seconds: int = Field(default=6 * 3600, ge=60, le=86400)
     # The API only: Idempotency-Key records, CORS, and POST /v1/uploads forms.
     idempotency_table: str | None = None
     cors_allow_origins: str = "*"

@@ -169,6 +169,8 @@ class Job(BaseModel):
     source: ImageSource
     options: GenerationOptions
     provider_job_id: str | None = None
+    # A provider's own result URLs when it answered them at submit (internal: they expire).
+    provider_urls: list[str] = Field(default_factory=list)
     results: list[ResultImage] = Field(default_factory=list)
     error: JobError | None = None
     metadata: Metadata = Field(default_factory=dict)

@@ -30,7 +30,14 @@ def start(new: NewJob, *, settings: Settings, jobs: JobStore) -> Job:
             stateMachineArn=settings.state_machine_arn,
             name=job.id,
             # The provider's mode picks the workflow's path: submit-and-poll or generate.
-            input=json.dumps({"job_id": job.id, "provider": job.provider, "mode": mode.value}),
+            input=json.dumps(
+                {
+                    "job_id": job.id,
+                    "provider": job.provider,
+                    "mode": mode.value,
+                    "step": {"status": "new"},  # where it stands (workflow/messages.py Step)
+                }
+            ),
         )
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":

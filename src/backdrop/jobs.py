@@ -142,14 +142,16 @@ class JobStore:
             after=page[-1][LIST_KEY]["S"] if len(items) > limit else None,
         )
 
-    def mark_running(self, job_id: str, provider_job_id: str | None) -> None:
-        """Record the provider's id for the job (None for a synchronous provider); only a
-        queued job can start."""
+    def mark_running(
+        self, job_id: str, provider_job_id: str | None, provider_urls: tuple[str, ...] = ()
+    ) -> None:
+        """Record the provider's id for the job (None for a synchronous provider), and its
+        results if it answered them at once; only a queued job can start."""
         self._transition(
             job_id,
             allowed_from=(JobStatus.QUEUED,),
             to=JobStatus.RUNNING,
-            values={"provider_job_id": provider_job_id},
+            values={"provider_job_id": provider_job_id, "provider_urls": list(provider_urls)},
         )
 
     def mark_succeeded(self, job_id: str, results: list[ResultImage]) -> None:

@@ -25,6 +25,7 @@ from backdrop.providers.base import (
     ProviderRequest,
     ProviderSettings,
     ProviderSpec,
+    Submitted,
 )
 from backdrop_local.cloud import REGION
 from tests.integration.conftest import PNG, Stack
@@ -47,9 +48,9 @@ class FakeProvider:
     polls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def submit(self, request: ProviderRequest) -> str:
+    def submit(self, request: ProviderRequest, *, wait_seconds: int = 0) -> Submitted:
         self.requests.append(request)
-        return "fake-job-1"
+        return Submitted("fake-job-1")
 
     def poll(self, provider_job_id: str) -> PollOutcome:
         self.polls += 1
@@ -137,9 +138,9 @@ def test_an_async_provider_from_the_registry_is_submitted_polled_and_stored(
     assert _states(stack, job_id)[:5] == [
         "Synchronous?",
         "Submit",
+        "Next step?",
         "WaitForResult",
         "Poll",
-        "Finished?",
     ]
     assert "Generate" not in _states(stack, job_id)
     job = stack.job(job_id)

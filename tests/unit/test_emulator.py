@@ -230,7 +230,13 @@ def test_async_job_is_processing_until_its_time_then_lists_count_files(
         pictures.append(download.content)
     # And the variants differ (the backdrop depends on the index)
     assert len(set(pictures)) == 3
-    assert emulator.stats()["picsart"] == {"submissions": 1, "polls": 2, "images": 3}
+    stats = emulator.stats()["picsart"]
+    assert {name: stats[name] for name in ("submissions", "accepted", "polls", "images")} == {
+        "submissions": 1,
+        "accepted": 1,
+        "polls": 2,
+        "images": 3,
+    }
 
 
 @pytest.mark.parametrize(
@@ -648,7 +654,12 @@ def test_photoroom_same_seed_same_bytes_other_seed_other_bytes(
     assert 0.0 <= float(first.headers["x-uncertainty-score"]) <= 1.0
     assert first.content == again.content
     assert first.content != other.content
-    assert emulator.stats()["photoroom"] == {"calls": 3, "images": 3}
+    assert emulator.stats()["photoroom"] == {
+        "calls": 3,
+        "accepted": 3,
+        "throttled": 0,
+        "images": 3,
+    }
 
 
 def test_photoroom_without_seed_reports_the_seed_it_used(
@@ -863,14 +874,22 @@ def test_stats_and_reset(emulator: ProviderEmulator, client: httpx.Client) -> No
     assert stats == emulator.stats()
     assert stats["picsart"]["submissions"] == 1
     assert stats["picsart"]["images"] == 2
-    assert stats["photoroom"] == {"calls": 1, "images": 1}
+    assert stats["photoroom"] == {"calls": 1, "accepted": 1, "throttled": 0, "images": 1}
 
     reset = control(client, emulator, "POST", "reset")
 
     assert reset.status_code == 200
     assert emulator.stats() == {
-        "picsart": {"submissions": 0, "polls": 0, "images": 0},
-        "photoroom": {"calls": 0, "images": 0},
+        "picsart": {
+            "submissions": 0,
+            "accepted": 0,
+            "polls": 0,
+            "throttled": 0,
+            "images": 0,
+            "lag_p50_seconds": None,
+            "lag_p95_seconds": None,
+        },
+        "photoroom": {"calls": 0, "accepted": 0, "throttled": 0, "images": 0},
     }
     assert poll(client, emulator, inference_id).status_code == 404  # jobs are gone
     assert submit(client, emulator).status_code == 202  # and so is the script

@@ -18,6 +18,7 @@ from backdrop.plan import Ask, Photo, PlanRefused, plan
 
 BASE = {
     "jobs_table": "jobs",
+    "governor_table": "governor",
     "input_bucket": "inputs",
     "results_bucket": "results",
     "event_bus_name": "bus",

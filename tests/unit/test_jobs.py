@@ -15,6 +15,7 @@ from backdrop.jobs import JobConflict, JobNotFound, JobStore, new_job_id, source
 
 SETTINGS = Settings(
     jobs_table="jobs",
+    governor_table="governor",
     input_bucket="in",
     results_bucket="out",
     event_bus_name="bus",

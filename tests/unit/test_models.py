@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from backdrop.api.requests import GenerationRequest
 from backdrop.domain import ImageSource
-from backdrop.workflow.messages import MarkFailedInput, PollState
+from backdrop.workflow.messages import MarkFailedInput, Step
 
 
 def _errors(body: dict[str, object]) -> list[str]:
@@ -72,9 +72,9 @@ def test_image_source_is_a_url_or_an_object() -> None:
         ImageSource(bucket="b")
 
 
-def test_poll_state_only_knows_processing_and_done() -> None:
+def test_a_step_only_knows_new_queued_processing_and_done() -> None:
     with pytest.raises(ValidationError):
-        PollState(provider_job_id="x", wait_seconds=1, status="error")  # type: ignore[arg-type]
+        Step(provider_job_id="x", wait_seconds=1, status="error")  # type: ignore[arg-type]
 
 
 def test_caught_error_reads_step_functions_field_names() -> None:

@@ -10,15 +10,16 @@ from pydantic import BaseModel
 
 from backdrop.api.requests import GenerationRequest
 from backdrop.envelopes import S3Notification
-from backdrop.workflow.messages import MarkFailedInput, PollInput, StoreInput, TaskInput
+from backdrop.workflow.messages import MarkFailedInput, StepInput, StoreInput, TaskInput
 from tests.conftest import EVENTS, load_event
 
 
 @pytest.mark.parametrize(
     ("name", "model"),
     [
-        ("workflow-submit", TaskInput),
-        ("workflow-poll", PollInput),
+        ("workflow-submit", StepInput),
+        ("workflow-generate", StepInput),
+        ("workflow-poll", StepInput),
         ("workflow-store", StoreInput),
         ("workflow-mark-failed", MarkFailedInput),
         ("workflow-publish", TaskInput),
@@ -53,6 +54,7 @@ def test_every_sample_event_is_used() -> None:
         "inbox-sqs-s3",
         "inbox-sqs-s3-test-event",
         "workflow-submit",
+        "workflow-generate",
         "workflow-poll",
         "workflow-store",
         "workflow-mark-failed",

@@ -28,8 +28,6 @@ def _backoff(errors: list[str], attempts: int, interval: int, max_delay: int | N
     return rule | {"JitterStrategy": "FULL"}
 
 
-# The provider throttled us: back off longer, more often (the provider's limit recovers).
-THROTTLED = _backoff(["ProviderThrottled"], attempts=6, interval=2, max_delay=60)
 # The provider or Lambda had a moment: a few quick tries. Poll is read-only, but one more
 # try than the others would only delay a failure the job then reports.
 TRANSIENT = _backoff(["ProviderUnavailable", *_LAMBDA_TRANSIENT], 3, 2, 30)
@@ -37,9 +35,11 @@ TRANSIENT = _backoff(["ProviderUnavailable", *_LAMBDA_TRANSIENT], 3, 2, 30)
 ANNOUNCE = _backoff(["States.ALL"], attempts=4, interval=1, max_delay=None)
 
 POLICIES = {
-    "Generate": [THROTTLED, TRANSIENT],
-    "Submit": [THROTTLED, TRANSIENT],
-    "Poll": [THROTTLED, TRANSIENT],
+    # A 429 is not retried here: the tasks turn it into a wait for the whole provider
+    # (governor.py), which uses no retry budget.
+    "Generate": [TRANSIENT],
+    "Submit": [TRANSIENT],
+    "Poll": [TRANSIENT],
     # Downloads are not rate limited by the provider's API.
     "Store": [TRANSIENT],
     "PublishSucceeded": [ANNOUNCE],

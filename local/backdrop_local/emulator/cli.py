@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,9 +17,20 @@ from backdrop_local.emulator.settings import ENV_PREFIX, EmulatorSettings
 
 DEFAULT_PORT = 4010
 
+
+def _boolean(text: str) -> bool:
+    # argparse's type=bool would take any non-empty text, "false" included, as True.
+    words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    try:
+        return words[text.strip().lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}") from None
+
+
 # flag -> (settings field, argparse type, metavar); help texts come from the settings model.
-_FLAGS: dict[str, tuple[str, type, str]] = {
+_FLAGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "--processing-seconds": ("processing_seconds", str, "SECONDS"),
+    "--honour-prefer-wait": ("honour_prefer_wait", _boolean, "BOOL"),
     "--rate-limit": ("rate_limit_per_minute", int, "PER_MINUTE"),
     "--fault-429": ("fault_429", float, "SHARE"),
     "--fault-500": ("fault_500", float, "SHARE"),

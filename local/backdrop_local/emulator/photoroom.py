@@ -2,6 +2,11 @@
 
 Synchronous: one call, one image in the answer body. Fields, headers and error bodies
 follow providers.md and the AI Backgrounds page (seeds/000).
+
+Rate limit: Photoroom documents a 429 over the limit but no rate-limit headers at all.
+The emulator's 429 carries a `Retry-After` header (seconds until the key's window renews;
+1 for an injected 429): an emulator choice, the standard HTTP header, so a client that
+honours it waits just long enough. Clients of the real API must cope without it.
 """
 
 from __future__ import annotations
@@ -52,14 +57,16 @@ _SUBJECT_PADDING = 0.1
 class PhotoroomError(Exception):
     """An answer in Photoroom's error shape: {"error": {"message"}} ({"detail"} for 402)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after  # seconds; an emulator addition (module docstring)
 
     def response(self) -> Response:
         field = "detail" if self.status == 402 else "message"
-        return json_response({"error": {field: self.message}}, self.status)
+        headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+        return json_response({"error": {field: self.message}}, self.status, headers)
 
 
 @dataclass(frozen=True)
@@ -79,27 +86,36 @@ class PhotoroomApi:
         self._state = state
 
     def edit(self, request: Request) -> Response:
-        settings = self._state.settings
-        key = request.headers.get(API_KEY_HEADER, "")
         try:
-            if not key or (settings.api_keys is not None and key not in settings.api_keys):
-                raise PhotoroomError(403, "Unauthorized")
-            window = self._state.limiter.hit(PROVIDER, key, settings.rate_limit_per_minute)
-            if not window.allowed:
-                raise PhotoroomError(429, "Too many requests")
-            self._state.count(PROVIDER, "calls")
-            self._forced(settings)
-            return self._edit(request, key)
+            return self._call(request)
         except PhotoroomError as error:
+            if error.status == 429:
+                self._state.count(PROVIDER, "throttled")
             return error.response()
         except RequestEntityTooLarge:
             return PhotoroomError(400, f"Images must be under {MAX_IMAGE_BYTES} bytes.").response()
 
+    def _call(self, request: Request) -> Response:
+        settings = self._state.settings
+        key = request.headers.get(API_KEY_HEADER, "")
+        if not key or (settings.api_keys is not None and key not in settings.api_keys):
+            raise PhotoroomError(403, "Unauthorized")
+        window = self._state.limiter.hit(PROVIDER, key, settings.rate_limit_per_minute)
+        if not window.allowed:
+            raise PhotoroomError(429, "Too many requests", retry_after=window.reset_seconds)
+        self._state.count(PROVIDER, "calls")
+        self._forced(settings)
+        response = self._edit(request, key)
+        self._state.count(PROVIDER, "accepted")  # an image answered: generated and paid for
+        return response
+
     def _forced(self, settings: EmulatorSettings) -> None:
         answer = self._state.faults.next_answer("photoroom_edit", settings)
         if isinstance(answer, int):
+            # A short wait keeps clients that honour it from idling a whole minute.
+            retry_after = 1 if answer == 429 else None
             raise PhotoroomError(
-                answer, "Injected by the provider emulator (fault share or script)."
+                answer, "Injected by the provider emulator (fault share or script).", retry_after
             )
         if answer == "slow":
             self._state.pause(settings.slow_seconds)

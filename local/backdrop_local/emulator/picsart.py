@@ -2,10 +2,27 @@
 
 Paths, fields, status codes, headers and error bodies follow the GenAI OpenAPI file
 (`/painting/replace-background`, `/painting/{inference_id}`, `/balance`) and providers.md.
+
+Submissions answer as Picsart's gateway does (docs.picsart.io/docs/sync-async-execution):
+- `mode=sync` without `Prefer: respond-async`: held for the whole processing time, then 200
+  with the result.
+- `Prefer: respond-async` (or `mode=async`): 202 with the inference id, to be polled.
+- `Prefer: respond-async, wait=N`: held until the job is done or N seconds have passed. Done
+  in time: 200 with exactly what a poll would answer then (the result, or the job's error
+  body), plus `Preference-Applied: respond-async, wait=N`. Not done (slow, stuck): 202 with
+  the id and `Preference-Applied: respond-async`. The setting `honour_prefer_wait=false`
+  plays an endpoint that ignores `wait`: always 202. Holds end at once when the emulator
+  stops, and hold only their own request's thread.
+
+Every answer of the API (submit, poll, balance, errors, 429s included) carries the
+`X-Picsart-*` headers: correlation id, credits, and the key's rate-limit window (limit, what
+is left, seconds until it renews; an injected 429 says 0 left, renewing in 1 s). Result files
+(`/picsart/results/...`) stand for Picsart's CDN: no key, no rate limit, no API headers.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -15,13 +32,14 @@ from http import HTTPStatus
 from typing import Literal
 
 from PIL import Image
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from backdrop_local.emulator import images
 from backdrop_local.emulator.faults import Fate, JobDice
 from backdrop_local.emulator.fetch import FetchError, TooLarge, fetch, is_web_url
 from backdrop_local.emulator.images import Cutout, OutputFormat
+from backdrop_local.emulator.prefer import Preferences, parse_prefer
 from backdrop_local.emulator.ratelimit import Quota
 from backdrop_local.emulator.settings import EmulatorSettings
 from backdrop_local.emulator.state import EmulatorState
@@ -72,6 +90,7 @@ class Submission:
     count: int
     image_format: OutputFormat
     wants_async: bool
+    prefer: Preferences
     image_url: str | None
     image_id: str | None
 
@@ -84,10 +103,11 @@ class Job:
     count: int
     image_format: OutputFormat
     dice: JobDice
-    ready_at: float
+    ready_at: float  # monotonic time its processing ends (or ended)
     fate: Fate
     charged: int
     results: list[bytes] | None = None
+    first_download_at: float | None = None  # monotonic time of its first file served
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def status(self, now: float) -> Status:
@@ -133,6 +153,8 @@ class PicsartApi:
         settings = self._state.settings
         forced = self._state.faults.next_answer("picsart_result", settings)
         if isinstance(forced, int):
+            if forced == 429:
+                self._state.count(PROVIDER, "throttled")
             return PicsartError(forced, _INJECTED).response()
         gone = PicsartError(404, "The file does not exist or has expired.").response()
         job = self._job(inference_id)
@@ -144,6 +166,7 @@ class PicsartApi:
         number = int(stem)
         if not 1 <= number <= len(job.results):
             return gone
+        self._downloaded(job)
         return Response(job.results[number - 1], mimetype=images.CONTENT_TYPES[job.image_format])
 
     # --- the calls ------------------------------------------------------------------------
@@ -172,6 +195,11 @@ class PicsartApi:
         except RequestEntityTooLarge:
             detail = f"The request is too large (images up to {MAX_IMAGE_BYTES} bytes)."
             response = PicsartError(413, detail).response()
+        except HTTPException as error:
+            # E.g. a malformed multipart body: still Picsart's error shape and headers.
+            response = PicsartError(error.code or 400, str(error.description)).response()
+        if response.status_code == 429:
+            self._state.count(PROVIDER, "throttled")
         if quota is None:
             quota = self._state.limiter.peek(PROVIDER, key, settings.rate_limit_per_minute)
         response.headers.update(
@@ -216,12 +244,39 @@ class PicsartApi:
         self._remember(job)
 
         if submission.wants_async:
-            headers = {}
-            if "respond-async" in request.headers.get("Prefer", ""):
-                headers["Preference-Applied"] = "respond-async"
-            body = {"status": "processing", "inference_id": job.inference_id, "data": []}
-            return json_response(body, 202, headers)
-        return self._answer_sync(request, job, settings)
+            response = self._answer_async(request, job, submission.prefer, settings)
+        else:
+            response = self._answer_sync(request, job, settings)
+        # Reached only with a 200 or 202: the job was taken (a sync job error raises a 500).
+        self._state.count(PROVIDER, "accepted")
+        return response
+
+    def _answer_async(
+        self, request: Request, job: Job, prefer: Preferences, settings: EmulatorSettings
+    ) -> Response:
+        wait = prefer.wait if prefer.respond_async and settings.honour_prefer_wait else None
+        if wait is not None:
+            status = self._hold(job, wait)
+            if status != "processing":
+                response = self._finished(request, job, status)
+                response.headers["Preference-Applied"] = f"respond-async, wait={wait}"
+                return response
+        headers = {"Preference-Applied": "respond-async"} if prefer.respond_async else {}
+        body = {"status": "processing", "inference_id": job.inference_id, "data": []}
+        return json_response(body, 202, headers)
+
+    def _hold(self, job: Job, wait: int) -> Status:
+        """Wait up to `wait` seconds for the job to be done; its status at the end."""
+        deadline = time.monotonic() + wait
+        while True:
+            now = time.monotonic()
+            with job.lock:
+                status = job.status(now)
+                done_at = math.inf if job.fate == "stuck" else job.ready_at
+            if status != "processing" or now >= deadline or self._state.stopping.is_set():
+                return status
+            # Sleeps until whichever comes first; the loop re-reads the job after it.
+            self._state.pause(min(done_at, deadline) - now)
 
     def _answer_sync(self, request: Request, job: Job, settings: EmulatorSettings) -> Response:
         if job.fate == "stuck":
@@ -252,10 +307,16 @@ class PicsartApi:
             status = "processing" if word == "processing" else job.status(now)
         if status == "processing":
             return json_response({"status": "processing", "inference_id": inference_id}, 202)
+        return self._finished(request, job, status)
+
+    def _finished(
+        self, request: Request, job: Job, status: Literal["success", "error"]
+    ) -> Response:
+        """The 200 a poll answers for a job that is done; a Prefer wait answers the same."""
         if status == "error":
             body = {
                 "status": "error",
-                "inference_id": inference_id,
+                "inference_id": job.inference_id,
                 "message": "Generation failed",
                 "detail": "The emulated job ended with an error (fault_error or script).",
             }
@@ -344,6 +405,16 @@ class PicsartApi:
         picture = images.label(images.composite(job.cutout, scene))
         return images.encode(picture, job.image_format)
 
+    def _downloaded(self, job: Job) -> None:
+        """Note a job's first download, and how long after it was ready that came."""
+        now = time.monotonic()
+        with job.lock:
+            if job.first_download_at is not None:
+                return
+            job.first_download_at = now
+            lag = now - job.ready_at
+        self._state.figures.record_lag(lag)
+
     def _job(self, inference_id: str) -> Job | None:
         with self._lock:
             return self._jobs.get(inference_id)
@@ -401,13 +472,15 @@ def _parse_submission(request: Request) -> Submission:
     mode = form.get("mode", "sync")
     if mode not in ("sync", "async"):
         raise PicsartError(422, f"mode: must be sync or async, got {mode!r}")
-    wants_async = mode == "async" or "respond-async" in request.headers.get("Prefer", "")
+    prefer = parse_prefer(request.headers.getlist("Prefer"))
+    wants_async = mode == "async" or prefer.respond_async
 
     return Submission(
         prompt=prompt,
         count=count,
         image_format=image_format,
         wants_async=wants_async,
+        prefer=prefer,
         image_url=image_url,
         image_id=text_field(request, "image_id"),
     )

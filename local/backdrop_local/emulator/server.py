@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +20,7 @@ from backdrop_local.emulator.photoroom import PhotoroomApi, PhotoroomError
 from backdrop_local.emulator.picsart import PicsartApi
 from backdrop_local.emulator.settings import EmulatorSettings
 from backdrop_local.emulator.state import EmulatorState
+from backdrop_local.emulator.stats import Stats
 from backdrop_local.emulator.web import json_response
 
 logger = logging.getLogger("backdrop_local.emulator")
@@ -27,6 +29,7 @@ PICSART_PREFIX = "/picsart/v1"
 PHOTOROOM_PREFIX = "/photoroom"
 # Each emulated provider's base URL under the emulator's, by registry name.
 PREFIXES = {"picsart": PICSART_PREFIX, "photoroom": PHOTOROOM_PREFIX}
+_KNOWN_STATUSES = frozenset(status.value for status in HTTPStatus)
 
 _RULES = Map(
     [
@@ -78,18 +81,20 @@ class EmulatorApp:
             return self._unrouted(request, error)
         except HTTPException as error:
             # Answered in the shape of the provider the path belongs to.
-            status, detail = error.code or 500, str(error.description)
-            if request.path.startswith(PHOTOROOM_PREFIX):
-                return PhotoroomError(status, detail).response()
-            return json_response({"code": status, "message": error.name, "detail": detail}, status)
+            return self._failed(request, error.code or 500, str(error.description))
         except Exception as error:  # an emulator bug: say so loudly, in the provider's shape
             logger.exception("emulator failure on %s %s", request.method, request.path)
             detail = f"Provider emulator failure: {type(error).__name__}: {error}"
-            if request.path.startswith(PHOTOROOM_PREFIX):
-                return PhotoroomError(500, detail).response()
-            return json_response(
-                {"code": 500, "message": "Internal Server Error", "detail": detail}, 500
-            )
+            return self._failed(request, 500, detail)
+
+    def _failed(self, request: Request, status: int, detail: str) -> Response:
+        if request.path.startswith(PICSART_PREFIX + "/"):
+            # Through the Picsart side, so even these carry its X-Picsart-* headers.
+            return self.picsart.error(request, status, detail)
+        if request.path.startswith(PHOTOROOM_PREFIX):
+            return PhotoroomError(status, detail).response()
+        message = HTTPStatus(status).phrase if status in _KNOWN_STATUSES else "Error"
+        return json_response({"code": status, "message": message, "detail": detail}, status)
 
     def _dispatch(self, endpoint: str, request: Request, arguments: Mapping[str, str]) -> Response:
         match endpoint:
@@ -162,9 +167,12 @@ class _RequestLog(WSGIRequestHandler):
 class ProviderEmulator:
     """Picsart and Photoroom stand-ins served over HTTP on a background thread.
 
-    ``stats()`` counts, per provider, the calls that got past authentication and the rate
-    limit (Picsart ``submissions`` and ``polls``, Photoroom ``calls``) and the images
-    generated (``images``).
+    ``stats()`` (and ``GET /_emulator/stats``) gives per provider the calls that got past
+    authentication and the rate limit (Picsart ``submissions`` and ``polls``, Photoroom
+    ``calls``), the generations taken and paid for (``accepted``), the 429s sent
+    (``throttled``), the images generated (``images``), and for Picsart the percentiles of
+    the lag from a job being ready to its first download (``lag_p50_seconds``,
+    ``lag_p95_seconds``). The stats module explains each; ``reset()`` zeroes them.
     """
 
     def __init__(
@@ -244,7 +252,8 @@ class ProviderEmulator:
     def settings(self) -> EmulatorSettings:
         return self._app.state.settings
 
-    def stats(self) -> dict[str, dict[str, int]]:
+    def stats(self) -> Stats:
+        """Same as GET /_emulator/stats."""
         return self._app.state.stats()
 
     def update_settings(self, **patch: Any) -> EmulatorSettings:

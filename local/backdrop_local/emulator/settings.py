@@ -22,8 +22,17 @@ class EmulatorSettings(BaseModel):
     processing_seconds: str = Field(
         default="2",
         description=(
-            "Seconds a Picsart async job takes from submission until polls return the result: "
-            'fixed ("2") or a uniform range ("1-3").'
+            "Seconds a Picsart job takes from submission until polls (or a submission held by "
+            '`Prefer: wait`) return the result: fixed ("2") or a uniform range ("1-3"), drawn '
+            "per job."
+        ),
+    )
+    honour_prefer_wait: bool = Field(
+        default=True,
+        description=(
+            "Whether a Picsart submission with `Prefer: respond-async, wait=N` is held up to N "
+            "seconds and answered 200 with the result when it is ready in time. False plays a "
+            "gateway that ignores `wait`: such submissions are answered 202 at once."
         ),
     )
     rate_limit_per_minute: int = Field(
@@ -32,7 +41,7 @@ class EmulatorSettings(BaseModel):
         description=(
             "Requests allowed per API key, per provider, in a 60 s window. Over it the answer "
             "is 429 (Picsart with X-Picsart-Ratelimit-* headers and the seconds until the "
-            "window resets; Photoroom a plain 429 JSON)."
+            "window resets; Photoroom a 429 JSON with a Retry-After header in seconds)."
         ),
     )
     fault_429: float = Field(

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from backdrop_local.emulator.faults import FaultPlan
 from backdrop_local.emulator.ratelimit import RateLimiter
 from backdrop_local.emulator.settings import EmulatorSettings
+from backdrop_local.emulator.stats import Figures, Provider, Stats
 
-Provider = Literal["picsart", "photoroom"]
-
-# The shape of stats(); other code asserts on these names.
-_STAT_NAMES: dict[Provider, tuple[str, ...]] = {
-    "picsart": ("submissions", "polls", "images"),
-    "photoroom": ("calls", "images"),
-}
+__all__ = ["EmulatorState", "Provider"]
 
 
 class EmulatorState:
@@ -27,7 +21,7 @@ class EmulatorState:
         self.faults = FaultPlan(settings.seed)
         self.limiter = RateLimiter()
         self._balances: dict[Provider, int] = {}
-        self._counters: Counter[tuple[Provider, str]] = Counter()
+        self.figures = Figures()
         self._fill_balances()
         # Set on shutdown so deliberate delays end at once instead of holding threads.
         self.stopping = threading.Event()
@@ -54,22 +48,18 @@ class EmulatorState:
     def reset(self) -> None:
         """Back to the state right after start, under the current settings."""
         with self._lock:
-            self._counters.clear()
             self._fill_balances()
             self.faults.reseed(self._settings.seed)
         self.faults.clear_scripts()
         self.limiter.clear()
+        self.figures.clear()
 
     def count(self, provider: Provider, name: str, amount: int = 1) -> None:
-        with self._lock:
-            self._counters[(provider, name)] += amount
+        self.figures.count(provider, name, amount)
 
-    def stats(self) -> dict[str, dict[str, int]]:
-        with self._lock:
-            return {
-                provider: {name: self._counters[(provider, name)] for name in names}
-                for provider, names in _STAT_NAMES.items()
-            }
+    def stats(self) -> Stats:
+        """What GET /_emulator/stats answers; the names are explained in the stats module."""
+        return self.figures.snapshot()
 
     def balance(self, provider: Provider) -> int:
         with self._lock:

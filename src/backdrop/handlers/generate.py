@@ -2,6 +2,6 @@
 
 from backdrop.handlers.task import task
 from backdrop.workflow import provider_tasks
-from backdrop.workflow.messages import TaskInput
+from backdrop.workflow.messages import StepInput
 
-handler = task(TaskInput)(provider_tasks.generate)
+handler = task(StepInput)(provider_tasks.generate)

@@ -2,6 +2,6 @@
 
 from backdrop.handlers.task import task
 from backdrop.workflow import provider_tasks
-from backdrop.workflow.messages import PollInput
+from backdrop.workflow.messages import StepInput
 
-handler = task(PollInput)(provider_tasks.poll)
+handler = task(StepInput)(provider_tasks.poll)

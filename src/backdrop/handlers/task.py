@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from backdrop.config import get_settings
-from backdrop.jobs import JobStore
 from backdrop.observability import logger
 from backdrop.workflow.deps import Deps
 from backdrop.workflow.messages import TaskInput
@@ -25,8 +24,7 @@ LambdaHandler = Callable[[dict[str, Any], "LambdaContext"], Any]
 @cache
 def deps() -> Deps:
     # Settings are read, and so checked, once per container.
-    settings = get_settings()
-    return Deps(settings=settings, jobs=JobStore(settings))
+    return Deps.of(get_settings())
 
 
 def task(

@@ -48,6 +48,14 @@ class ProviderRequest:
 
 
 @dataclass(frozen=True)
+class Submitted:
+    """A provider took the job: its id, and its results if it answered them at once."""
+
+    provider_job_id: str
+    urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PollOutcome:
     status: Literal["processing", "done"]
     urls: tuple[str, ...] = ()
@@ -68,8 +76,9 @@ class GeneratedImage(Protocol):
 class AsyncProvider(Protocol):
     name: str
 
-    def submit(self, request: ProviderRequest) -> str:
-        """Start a paid generation; returns the provider's id for it."""
+    def submit(self, request: ProviderRequest, *, wait_seconds: int = 0) -> Submitted:
+        """Start a paid generation. A provider that can hold its answer up to
+        `wait_seconds` may answer the results at once."""
         ...
 
     def poll(self, provider_job_id: str) -> PollOutcome: ...
@@ -93,6 +102,11 @@ class ProviderSettings(BaseModel):
     secret_name: str | None = None  # Secrets Manager name of the API key
     concurrency: int = Field(default=4, ge=1, le=10)  # sync: calls one job makes at once
     model: str | None = None  # the default model version, for a provider that has several
+    # The rate governor's limit for this provider: requests a minute, and at once.
+    requests_per_minute: int = Field(default=500, ge=1, le=100_000)
+    burst: int = Field(default=5, ge=1, le=1000)
+    # Async providers that can hold a submit's answer: how long to ask them to (0: never).
+    submit_wait_seconds: int = Field(default=0, ge=0, le=25)
 
 
 ClientFactory = Callable[[str, ProviderSettings, "httpx.Client"], "AsyncProvider | SyncProvider"]

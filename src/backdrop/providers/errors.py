@@ -81,6 +81,13 @@ class ProviderTimeout(ProviderError):
     code = "provider_timeout"
 
 
+class QueueTimeout(ProviderError):
+    """A job waited its turn at the provider's rate limit past QueueDeadlineSeconds; it was
+    never sent, so nothing was paid."""
+
+    code = "queue_timeout"
+
+
 class ProviderProtocolError(ProviderError):
     """An answer we cannot understand (unknown status word, missing fields)."""
 

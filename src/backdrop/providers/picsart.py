@@ -12,7 +12,7 @@ import httpx
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from backdrop.providers.base import PollOutcome, ProviderRequest
+from backdrop.providers.base import PollOutcome, ProviderRequest, Submitted
 from backdrop.providers.errors import (
     ProviderAuthError,
     ProviderError,
@@ -23,6 +23,8 @@ from backdrop.providers.errors import (
 from backdrop.providers.transport import transport_errors
 
 NAME = "picsart"
+# The job id recorded when a submit's answer holds the results but names no inference id.
+ANSWERED_AT_SUBMIT = "answered-at-submit"
 DEFAULT_BASE_URL = "https://genai-api.picsart.io/v1"
 logger = Logger(child=True)
 
@@ -63,6 +65,13 @@ class _PollAnswer(_Answer):
     message: str | None = None
 
 
+class _Finished(_PollAnswer):
+    """A submit answered 200 after a `Prefer` wait: the poll's answer, maybe with the id."""
+
+    inference_id: str | None = None
+    transaction_id: str | None = None
+
+
 class _Balance(_Answer):
     credits: int
 
@@ -86,18 +95,31 @@ class PicsartClient:
         self._base_url = base_url.rstrip("/")
         self._headers = {"X-Picsart-API-Key": api_key, "Accept": "application/json"}
         self._http = http or httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+        # What the last answer said of the account's rate limit (for the rate governor).
+        self.last_available: int | None = None
 
-    def submit(self, request: ProviderRequest) -> str:
-        """Start an async generation of the job's images; returns the inference id."""
+    def submit(self, request: ProviderRequest, *, wait_seconds: int = 0) -> Submitted:
+        """Start an async generation of the job's images. With `wait_seconds`, ask the
+        gateway to hold the answer that long (`Prefer: respond-async, wait=N`): a job done
+        by then comes back with its results, otherwise (or where the gateway ignores the
+        header) with the inference id to poll."""
         options = request.options
-        return self.replace_background(
+        response = self._replace_background(
             prompt=options.prompt,
             negative_prompt=options.negative_prompt,
             count=options.count,
             format=options.format,
             image_url=request.image_url,
             image=request.image,
+            wait_seconds=wait_seconds,
         )
+        if response.status_code == 200:
+            answer = _parse(_Finished, response)
+            outcome = _outcome(answer)
+            if outcome.status == "done":
+                job_id = answer.inference_id or answer.transaction_id or ANSWERED_AT_SUBMIT
+                return Submitted(provider_job_id=job_id, urls=outcome.urls)
+        return Submitted(provider_job_id=_inference_id(response))
 
     def replace_background(
         self,
@@ -110,6 +132,28 @@ class PicsartClient:
         format: str = "JPG",
     ) -> str:
         """Start an async generation; returns the inference id to poll."""
+        response = self._replace_background(
+            prompt=prompt,
+            image_url=image_url,
+            image=image,
+            negative_prompt=negative_prompt,
+            count=count,
+            format=format,
+            wait_seconds=0,
+        )
+        return _inference_id(response)
+
+    def _replace_background(
+        self,
+        *,
+        prompt: str,
+        image_url: str | None,
+        image: bytes | None,
+        negative_prompt: str | None,
+        count: int,
+        format: str,
+        wait_seconds: int,
+    ) -> httpx.Response:
         if (image_url is None) == (image is None):
             raise ValueError("give exactly one of image_url or image")
         fields = {"prompt": prompt, "count": str(count), "format": format, "mode": "async"}
@@ -124,41 +168,26 @@ class PicsartClient:
         }
         if image is not None:
             files["image"] = ("image", image, "application/octet-stream")
-        response = self._send(
+        prefer = "respond-async" + (f", wait={wait_seconds}" if wait_seconds > 0 else "")
+        extra: dict[str, Any] = {}
+        if wait_seconds > 0:
+            # The answer may take the whole wait: the read timeout covers it and then some.
+            timeout = self._http.timeout
+            extra["timeout"] = httpx.Timeout(
+                (timeout.read or 30.0) + wait_seconds, connect=timeout.connect
+            )
+        return self._send(
             "POST",
             "/painting/replace-background",
             paid=True,
             files=files,
-            headers={"Prefer": "respond-async"},
+            headers={"Prefer": prefer},
+            **extra,
         )
-        answer = _parse(_Submitted, response)
-        inference_id = answer.inference_id or answer.transaction_id
-        if not inference_id:
-            raise ProviderProtocolError(
-                "Picsart accepted the request but returned no inference id", provider=NAME
-            )
-        return inference_id
 
     def poll(self, inference_id: str) -> PollOutcome:
         response = self._send("GET", f"/painting/{inference_id}")
-        answer = _parse(_PollAnswer, response)
-        if answer.status == "processing":
-            return PollOutcome("processing")
-        if answer.status == "success":
-            urls = tuple(item.url for item in answer.data or ())
-            if not urls:
-                raise ProviderProtocolError(
-                    "Picsart reported success with no images", provider=NAME
-                )
-            return PollOutcome("done", urls)
-        if answer.status == "error":
-            reason = answer.detail or answer.message or "no reason given"
-            raise ProviderJobFailed(
-                f"Picsart failed the generation: {reason}", provider=NAME, detail=reason
-            )
-        raise ProviderProtocolError(
-            f"Picsart answered an unknown status {answer.status!r}", provider=NAME
-        )
+        return _outcome(_parse(_PollAnswer, response))
 
     def balance(self) -> int:
         return _parse(_Balance, self._send("GET", "/balance")).credits
@@ -180,6 +209,7 @@ class PicsartClient:
                 },
             },
         )
+        self.last_available = _available(response)
         if response.status_code >= 300:
             raise error_from_response(response, secret=self._headers["X-Picsart-API-Key"])
         return response
@@ -206,6 +236,41 @@ def _detail(response: httpx.Response) -> str | None:
         return None
     text = body.get("detail") or body.get("message")
     return str(text)[:500] if text else None
+
+
+def _inference_id(response: httpx.Response) -> str:
+    answer = _parse(_Submitted, response)
+    inference_id = answer.inference_id or answer.transaction_id
+    if not inference_id:
+        raise ProviderProtocolError(
+            "Picsart accepted the request but returned no inference id", provider=NAME
+        )
+    return inference_id
+
+
+def _outcome(answer: _PollAnswer) -> PollOutcome:
+    if answer.status == "processing":
+        return PollOutcome("processing")
+    if answer.status == "success":
+        urls = tuple(item.url for item in answer.data or ())
+        if not urls:
+            raise ProviderProtocolError("Picsart reported success with no images", provider=NAME)
+        return PollOutcome("done", urls)
+    if answer.status == "error":
+        reason = answer.detail or answer.message or "no reason given"
+        raise ProviderJobFailed(
+            f"Picsart failed the generation: {reason}", provider=NAME, detail=reason
+        )
+    raise ProviderProtocolError(
+        f"Picsart answered an unknown status {answer.status!r}", provider=NAME
+    )
+
+
+def _available(response: httpx.Response) -> int | None:
+    try:
+        return int(response.headers["x-picsart-ratelimit-available"])
+    except (KeyError, ValueError):
+        return None
 
 
 def _reset_time(response: httpx.Response) -> float | None:

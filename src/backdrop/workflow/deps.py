@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from backdrop.config import Settings
+from backdrop.governor import Governor
 from backdrop.jobs import JobStore
 
 
@@ -12,3 +13,8 @@ from backdrop.jobs import JobStore
 class Deps:
     settings: Settings
     jobs: JobStore
+    governor: Governor
+
+    @classmethod
+    def of(cls, settings: Settings) -> Deps:
+        return cls(settings, JobStore(settings), Governor(settings.governor_table))

@@ -10,14 +10,24 @@ from pydantic import BaseModel, ConfigDict, Field
 from backdrop.domain import JOB_ID_PATTERN, JobError, ProviderName, ResultImage
 
 
-class PollState(BaseModel):
-    """What the workflow carries between Submit, Wait and Poll (`$.poll` in the ASL)."""
+class Step(BaseModel):
+    """Where a job stands between the provider tasks (`$.step` in the ASL): the Choice
+    after each task reads `status`, and the Wait before the next one `wait_seconds`.
 
-    provider_job_id: str
-    attempt: int = 0
-    wait_seconds: int
-    status: Literal["processing", "done"] = "processing"
+    - `new`: not submitted yet (the execution's input).
+    - `queued`: waiting for its turn at the provider's rate limit (`turn`: reserved).
+    - `processing`: the provider has the job; poll it (`token`: a poll's token is taken).
+    - `done`: finished; `urls` are the provider's results to store.
+    """
+
+    status: Literal["new", "queued", "processing", "done"] = "new"
+    wait_seconds: int = Field(default=0, ge=0)
+    provider_job_id: str | None = None
+    attempt: int = 0  # polls made (waits for a token are not polls)
     urls: list[str] = Field(default_factory=list)
+    turn: bool = False  # queued: the governor reserved this job's turn
+    token: bool = False  # the governor granted the next call's token already
+    submitted_at: float | None = None  # epoch seconds the provider accepted the job
 
 
 class TaskInput(BaseModel):
@@ -26,9 +36,11 @@ class TaskInput(BaseModel):
     job_id: str = Field(pattern=JOB_ID_PATTERN)
 
 
-class PollInput(TaskInput):
+class StepInput(TaskInput):
+    """What Submit, Poll and Generate get: the job, its provider, and where it stands."""
+
     provider: ProviderName
-    poll: PollState
+    step: Step = Field(default_factory=Step)
 
 
 class StoreInput(TaskInput):

@@ -1,43 +1,139 @@
 """The workflow tasks that call a provider: Submit and Poll (asynchronous providers),
-Generate (synchronous ones), and Store, which downloads what a provider made."""
+Generate (synchronous ones), and Store, which downloads what a provider made.
+
+Every call to a provider takes its turn from the rate governor first. A task that must
+wait returns how long (the workflow's Wait state sleeps it); a 429 pauses the provider's
+whole bucket and is a wait too, never an error: only the job's deadlines end the waiting.
+"""
 
 from __future__ import annotations
 
+import math
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from backdrop import storage
-from backdrop.domain import MAX_IMAGE_URL_LENGTH, MAX_SEED, ImageSource, Job, JobStatus, ResultImage
+from backdrop.domain import (
+    MAX_IMAGE_URL_LENGTH,
+    MAX_SEED,
+    ImageSource,
+    Job,
+    JobStatus,
+)
+from backdrop.governor import Limit, QueueDeadlinePassed
 from backdrop.jobs import JobConflict
 from backdrop.observability import logger
 from backdrop.providers import errors, registry
-from backdrop.providers.base import ProviderRequest
+from backdrop.providers.base import Mode, ProviderRequest, ProviderSpec
+from backdrop.workflow import schedule
 from backdrop.workflow.deps import Deps
-from backdrop.workflow.messages import PollInput, PollState, Stored, StoreInput, TaskInput
+from backdrop.workflow.messages import Step, StepInput, Stored, StoreInput
 
 # How long the provider may take to start fetching a photo from the input bucket.
 SOURCE_URL_SECONDS = 3600
+
 # Provider clients, httpx and Secrets Manager are imported by the task that calls out, when
 # it does (a cold start of the other tasks does not pay for them).
 
 
-def submit(task: TaskInput, deps: Deps) -> PollState:
-    """Hand the job to its provider, once: a retried Submit finds the provider's id on
-    the job and returns it instead of paying for a second generation."""
+def _limit(spec: ProviderSpec) -> Limit:
+    settings = spec.settings()
+    return Limit(
+        per_minute=settings.requests_per_minute,
+        burst=settings.burst,
+        polled=spec.mode is Mode.ASYNC,
+    )
+
+
+def _seconds(wait: float) -> int:
+    # Wait states take whole seconds: round up, so a turn is never taken early.
+    return max(1, math.ceil(wait))
+
+
+def submit(task: StepInput, deps: Deps) -> Step:
+    """Hand the job to its provider, once and in its turn. A retried Submit finds the
+    provider's id on the job and goes on from there instead of paying twice."""
     job = deps.jobs.get(task.job_id)
-    first_wait = deps.settings.poll_first_wait_seconds
     if job.provider_job_id:
         logger.info("job already submitted")
-        return PollState(provider_job_id=job.provider_job_id, wait_seconds=first_wait)
+        return _accepted(job.provider_job_id, tuple(job.provider_urls), deps, job.provider)
     if job.status is not JobStatus.QUEUED:
         raise JobConflict(f"job {job.id} is {job.status.value}, not queued")
+    spec = registry.get(job.provider)
+    turn = _turn(task.step, job, spec, deps, count=1)
+    if isinstance(turn, Step):
+        return turn
+
     from backdrop.providers.clients import async_client
 
     client = async_client(job.provider, timeout=deps.settings.provider_timeout_seconds)
-    provider_job_id = client.submit(_request(job))
-    deps.jobs.mark_running(job.id, provider_job_id)
-    logger.info("job submitted", extra={"provider_job_id": provider_job_id})
-    return PollState(provider_job_id=provider_job_id, wait_seconds=first_wait)
+    started = time.time()
+    try:
+        submitted = client.submit(_request(job), wait_seconds=spec.settings().submit_wait_seconds)
+    except errors.ProviderThrottled as exc:
+        # Not accepted, so not paid: the whole provider pauses, this job keeps its turn.
+        pause = deps.governor.pause(job.provider, _limit(spec), exc.retry_after)
+        return Step(status="queued", wait_seconds=_seconds(pause), turn=True)
+    finally:
+        _observe(client, job.provider, spec, deps)
+    deps.jobs.mark_running(job.id, submitted.provider_job_id, submitted.urls)
+    logger.info("job submitted", extra={"provider_job_id": submitted.provider_job_id})
+    if submitted.urls:
+        deps.governor.record_job(job.provider, _limit(spec), time.time() - started, polls=0)
+    return _accepted(submitted.provider_job_id, submitted.urls, deps, job.provider, started)
+
+
+def _observe(client: object, provider: str, spec: ProviderSpec, deps: Deps) -> None:
+    # Clients that read the provider's remaining-requests header expose it (optional).
+    available = getattr(client, "last_available", None)
+    if isinstance(available, int):
+        deps.governor.observe(provider, _limit(spec), available)
+
+
+def _accepted(
+    provider_job_id: str,
+    urls: tuple[str, ...],
+    deps: Deps,
+    provider: str,
+    submitted_at: float | None = None,
+) -> Step:
+    if urls:
+        return Step(status="done", provider_job_id=provider_job_id, urls=list(urls))
+    submitted_at = submitted_at or time.time()
+    first = schedule.next_wait(deps.governor, provider, deps.settings, elapsed=0.0, attempt=0)
+    return Step(
+        status="processing",
+        provider_job_id=provider_job_id,
+        wait_seconds=first,
+        submitted_at=submitted_at,
+    )
+
+
+def _turn(step: Step, job: Job, spec: ProviderSpec, deps: Deps, *, count: int) -> Step | int:
+    """New work waits for its turn on the provider's lane, then for tokens. Returns the
+    Step to wait with, or how many of `count` calls may go now (at least one). Fails the
+    job with `queue_timeout` when its turn would come after its deadline."""
+    limit = _limit(spec)
+    if not step.turn:
+        deadline = job.created_at.timestamp() + deps.settings.queue_deadline_seconds
+        try:
+            turn = deps.governor.queue(job.provider, limit, count, deadline)
+        except QueueDeadlinePassed as exc:
+            raise errors.QueueTimeout(
+                f"not sent to {job.provider}: its rate limit left no turn within "
+                f"{deps.settings.queue_deadline_seconds} s of the job's creation "
+                f"(QueueDeadlineSeconds; the next turn came {exc.turn_at - exc.deadline:.0f} s "
+                "too late)",
+                provider=job.provider,
+            ) from None
+        if turn.wait > 0:
+            return Step(status="queued", wait_seconds=_seconds(turn.wait), turn=turn.reserved)
+    grant = deps.governor.take_new(job.provider, limit, count)
+    if grant.granted == 0:
+        # Its turn came but no token: polls of accepted jobs went first. It keeps its turn.
+        return Step(status="queued", wait_seconds=_seconds(grant.wait), turn=True)
+    return grant.granted
 
 
 def _request(job: Job) -> ProviderRequest:
@@ -69,41 +165,58 @@ def _url(source: ImageSource) -> str:
     )
 
 
-def poll(task: PollInput, deps: Deps) -> PollState:
-    state, provider = task.poll, task.provider
+def poll(task: StepInput, deps: Deps) -> Step:
+    """Ask the provider whether the job is done. The job is paid for: its poll always gets
+    a token, if need be after a wait, and a 429 is a wait, never a failure."""
+    step, provider = task.step, task.provider
+    assert step.provider_job_id is not None
+    spec = registry.get(provider)
+    limit = _limit(spec)
+    if not step.token:
+        grant = deps.governor.take_paid(provider, limit)
+        if grant.wait > 0:
+            # The token is ours (or the provider is paused): wait, then poll without asking.
+            token = grant.granted > 0
+            return step.model_copy(update={"wait_seconds": _seconds(grant.wait), "token": token})
+
     from backdrop.providers.clients import async_client
 
     client = async_client(provider, timeout=deps.settings.provider_timeout_seconds)
-    outcome = client.poll(state.provider_job_id)
-    attempt = state.attempt + 1
+    try:
+        outcome = client.poll(step.provider_job_id)
+    except errors.ProviderThrottled as exc:
+        pause = deps.governor.pause(provider, limit, exc.retry_after)
+        return step.model_copy(update={"wait_seconds": _seconds(pause), "token": False})
+    finally:
+        _observe(client, provider, spec, deps)
+    attempt = step.attempt + 1
+    elapsed = time.time() - (step.submitted_at or time.time())
     if outcome.status == "done":
-        return PollState(
-            provider_job_id=state.provider_job_id,
-            attempt=attempt,
-            wait_seconds=0,
+        deps.governor.record_job(provider, limit, elapsed, polls=attempt)
+        return Step(
             status="done",
+            provider_job_id=step.provider_job_id,
+            attempt=attempt,
             urls=list(outcome.urls),
         )
     if attempt >= deps.settings.poll_max_attempts:
         raise errors.ProviderTimeout(
             f"the provider had no result after {attempt} polls", provider=provider
         )
-    return PollState(
-        provider_job_id=state.provider_job_id,
-        attempt=attempt,
-        wait_seconds=deps.settings.poll_interval_seconds,
+    wait = schedule.next_wait(
+        deps.governor, provider, deps.settings, elapsed=elapsed, attempt=attempt
     )
+    return step.model_copy(update={"attempt": attempt, "wait_seconds": wait, "token": False})
 
 
 def store(task: StoreInput, deps: Deps) -> Stored:
     """Copy every result into the results bucket, then mark the job succeeded."""
+    from backdrop.providers.clients import http_client
     from backdrop.workflow.downloads import copy_url_to_s3
 
     job = deps.jobs.get(task.job_id)
     if job.status is JobStatus.SUCCEEDED:
         return Stored(results=job.results)
-    from backdrop.providers.clients import http_client
-
     http = http_client(deps.settings.provider_timeout_seconds)
     results = [
         copy_url_to_s3(
@@ -121,45 +234,62 @@ def store(task: StoreInput, deps: Deps) -> Stored:
     return Stored(results=results)
 
 
-def generate(task: TaskInput, deps: Deps) -> Stored:
+def generate(task: StepInput, deps: Deps) -> Step:
     """The synchronous path: one call per image, a few at a time, each streamed into the
-    results bucket. A retried task regenerates only the images not stored yet, with the
-    same seeds, so no image is paid for twice."""
+    results bucket, each in its turn at the provider's limit. A retried or resumed task
+    regenerates only the images not stored yet, with the same seeds, so no image is paid
+    for twice."""
     settings, jobs = deps.settings, deps.jobs
     job = jobs.get(task.job_id)
     if job.status is JobStatus.SUCCEEDED:
-        return Stored(results=job.results)
-    if job.status is JobStatus.QUEUED:
-        jobs.mark_running(job.id, None)
-    from backdrop.providers.clients import sync_client
-
-    client = sync_client(job.provider, timeout=settings.provider_timeout_seconds)
+        return Step(status="done")
     count = job.options.count
     seeds = _seeds(job)
     keys = [storage.result_key(job, i) for i in range(count)]
     prefix = storage.results_prefix(job)
     done = storage.stored_by_job(settings.results_bucket, prefix, keys, job.id)
-    base = _request(job) if len(done) < count else None
+    missing = [i for i in range(count) if keys[i] not in done]
+    spec = registry.get(job.provider)
+    now: list[int] = []
+    if missing:
+        turn = _turn(task.step, job, spec, deps, count=len(missing))
+        if isinstance(turn, Step):
+            return turn
+        now = missing[:turn]  # the calls the governor let go; the rest take another turn
+    if job.status is JobStatus.QUEUED:
+        jobs.mark_running(job.id, None)
 
-    def make(index: int) -> ResultImage:
-        if keys[index] not in done:
-            assert base is not None
-            with client.generate(replace(base, seed=seeds[index])) as image:
-                seed = image.seed if image.seed is not None else seeds[index]
-                storage.upload_stream(
-                    image.chunks,
-                    bucket=settings.results_bucket,
-                    key=keys[index],
-                    content_type=image.content_type,
-                    metadata={"seed": str(seed), storage.JOB_ID_METADATA: job.id},
-                )
-        return storage.describe_result(settings.results_bucket, keys[index], index)
+    from backdrop.providers.clients import sync_client
 
-    concurrency = registry.get(job.provider).settings().concurrency
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        results = list(pool.map(make, range(count)))
+    client = sync_client(job.provider, timeout=settings.provider_timeout_seconds)
+    base = _request(job) if now else None
+
+    def make(index: int) -> None:
+        assert base is not None
+        with client.generate(replace(base, seed=seeds[index])) as image:
+            seed = image.seed if image.seed is not None else seeds[index]
+            storage.upload_stream(
+                image.chunks,
+                bucket=settings.results_bucket,
+                key=keys[index],
+                content_type=image.content_type,
+                metadata={"seed": str(seed), storage.JOB_ID_METADATA: job.id},
+            )
+
+    with ThreadPoolExecutor(max_workers=spec.settings().concurrency) as pool:
+        try:
+            list(pool.map(make, now))
+        except errors.ProviderThrottled as exc:
+            # Images stored so far stay; the rest wait for the provider, in a new turn.
+            pause = deps.governor.pause(job.provider, _limit(spec), exc.retry_after)
+            return Step(status="queued", wait_seconds=_seconds(pause))
+    if len(now) < len(missing):
+        # The rest in the same turn, as the next tokens come (about one per 1/rate s).
+        wait = _seconds(len(missing) - len(now)) / _limit(spec).per_second
+        return Step(status="queued", wait_seconds=_seconds(wait), turn=True)
+    results = [storage.describe_result(settings.results_bucket, k, i) for i, k in enumerate(keys)]
     jobs.mark_succeeded(job.id, results)
-    return Stored(results=results)
+    return Step(status="done")
 
 
 def _seeds(job: Job) -> list[int]:
