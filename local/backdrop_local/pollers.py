@@ -1,5 +1,5 @@
-"""What AWS does between services that moto leaves out: the SQS event source mapping
-that feeds the inbox function, and a subscriber that shows the events the stack publishes."""
+"""What AWS does between services that moto leaves out: the SQS event source mappings
+that feed functions from queues, and a subscriber that shows the events the stack publishes."""
 
 from __future__ import annotations
 
