@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,14 @@ class EventSource:
     batch_size: int
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """A scheduled rule: the local stack fires it every `seconds` (moto never does)."""
+
+    rule_arn: str
+    seconds: int
+
+
 @dataclass
 class LocalCloud:
     """Names and ARNs of what was created, and the environment the functions get.
@@ -73,6 +82,7 @@ class LocalCloud:
     buckets: dict[str, str] = field(default_factory=dict)  # logical id -> bucket name
     rules: dict[str, str] = field(default_factory=dict)  # rule name -> ARN
     event_sources: list[EventSource] = field(default_factory=list)
+    schedules: list[Schedule] = field(default_factory=list)
     api_events: dict[str, dict[str, Any]] = field(default_factory=dict)  # function -> events
     rest_api: dict[str, Any] = field(default_factory=dict)  # the Api's properties, if any
 
@@ -95,6 +105,7 @@ class _Build:
     notified_queues: dict[str, list[str]] = field(default_factory=dict)  # bucket -> queue ARNs
     rules: dict[str, str] = field(default_factory=dict)
     event_sources: list[EventSource] = field(default_factory=list)
+    schedules: list[Schedule] = field(default_factory=list)
     api_events: dict[str, dict[str, Any]] = field(default_factory=dict)
     rest_api_id: str | None = None
 
@@ -201,16 +212,20 @@ def _bucket(build: _Build, logical_id: str, props: dict[str, Any]) -> None:
         s3.put_bucket_notification_configuration(
             Bucket=name, NotificationConfiguration=_notification(logical_id, config)
         )
-        build.notified_queues[logical_id] = [q["Queue"] for q in config["QueueConfigurations"]]
+        queues = config.get("QueueConfigurations", [])
+        build.notified_queues[logical_id] = [queue["Queue"] for queue in queues]
 
 
 def _notification(logical_id: str, config: dict[str, Any]) -> dict[str, Any]:
     """CloudFormation's notification shape -> the S3 API's (notifications to queues)."""
     others = set(config) - {"QueueConfigurations"}
     if others:
-        raise LocalStackUnsupported(f"{logical_id}: S3 notifications {sorted(others)}")
+        raise LocalStackUnsupported(
+            f"{logical_id}: S3 notifications {sorted(others)} are not supported by the local "
+            "stack (only QueueConfigurations)"
+        )
     queues = []
-    for item in config["QueueConfigurations"]:
+    for item in config.get("QueueConfigurations", []):
         rules = item.get("Filter", {}).get("S3Key", {}).get("Rules", [])
         queues.append(
             {
@@ -295,16 +310,33 @@ def _rule(build: _Build, logical_id: str, props: dict[str, Any]) -> None:
 
 def _put_rule(build: _Build, owner: str, name: str, props: dict[str, Any]) -> str:
     """A rule on its bus; `props` in AWS::Events::Rule's shape, references resolved."""
+    state = props.get("State", "ENABLED")
+    rule: dict[str, Any] = {"Name": name, "State": state}
+    rule["EventBusName"] = props.get("EventBusName", "default")
+    if "EventPattern" in props:
+        rule["EventPattern"] = json.dumps(props["EventPattern"])
     if "ScheduleExpression" in props:
-        raise LocalStackUnsupported(f"{owner}: ScheduleExpression (schedules do not run locally)")
-    arn = _client("events").put_rule(
-        Name=name,
-        EventBusName=props.get("EventBusName", "default"),
-        EventPattern=json.dumps(props["EventPattern"]),
-        State=props.get("State", "ENABLED"),
-    )["RuleArn"]
+        seconds = _rate_seconds(owner, props["ScheduleExpression"])
+        rule["ScheduleExpression"] = props["ScheduleExpression"]
+    arn = str(_client("events").put_rule(**rule)["RuleArn"])
+    if "ScheduleExpression" in props and state == "ENABLED":
+        build.schedules.append(Schedule(arn, seconds))
     build.rules[name] = arn
-    return str(arn)
+    return arn
+
+
+RATE = re.compile(r"rate\((\d+) (minute|hour|day)s?\)")
+UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def _rate_seconds(owner: str, expression: str) -> int:
+    found = RATE.fullmatch(expression.strip())
+    if found is None:
+        raise LocalStackUnsupported(
+            f"{owner}: ScheduleExpression {expression} is not supported by the local stack "
+            "(only rate() schedules run)"
+        )
+    return int(found[1]) * UNIT_SECONDS[found[2]]
 
 
 # ---- Function events ---------------------------------------------------------------------
@@ -334,15 +366,30 @@ def _sqs_event(build: _Build, function: str, event_name: str, props: dict[str, A
 def _eventbridge_rule_event(
     build: _Build, function: str, event_name: str, props: dict[str, Any]
 ) -> None:
-    # What SAM makes of it: a rule with the pattern on the bus, the function its target.
     props = build.resolve(props)
-    name = props.get("RuleName") or _name(f"{function}-{event_name}")
-    bus = props.get("EventBusName", "default")
-    rule = {"EventBusName": bus, "EventPattern": props["Pattern"], "State": props.get("State")}
-    _put_rule(build, function, name, {k: v for k, v in rule.items() if v is not None})
+    rule = {"EventBusName": props.get("EventBusName", "default"), "EventPattern": props["Pattern"]}
+    _rule_to_function(build, function, event_name, rule, props)
+
+
+def _schedule_event(build: _Build, function: str, event_name: str, props: dict[str, Any]) -> None:
+    props = build.resolve(props)
+    enabled = props.get("Enabled", True)
+    rule = {"ScheduleExpression": props["Schedule"], "State": "ENABLED" if enabled else "DISABLED"}
+    _rule_to_function(build, function, event_name, rule, props)
+
+
+def _rule_to_function(
+    build: _Build, function: str, event_name: str, rule: dict[str, Any], props: dict[str, Any]
+) -> None:
+    """What SAM makes of a function's rule event: the rule, the function its one target."""
+    name = props.get("RuleName") or props.get("Name") or _name(f"{function}-{event_name}")
+    if "State" in props:
+        rule["State"] = props["State"]
+    _put_rule(build, function, name, rule)
     target_id = props.get("Target", {}).get("Id", f"{function}{event_name}LambdaTarget")
     target = {"Id": target_id, "Arn": build.attrs[(function, "Arn")]}
     target |= {k: props[k] for k in ("Input", "InputPath", "InputTransformer") if k in props}
+    bus = rule.get("EventBusName", "default")
     _client("events").put_targets(Rule=name, EventBusName=bus, Targets=[target])
 
 
@@ -363,6 +410,7 @@ EVENT_CREATORS: dict[str, EventCreator] = {
     "Api": _api_event,
     "SQS": _sqs_event,
     "EventBridgeRule": _eventbridge_rule_event,
+    "Schedule": _schedule_event,
 }
 # Types with nothing to create locally, and why.
 NO_OPS = {
@@ -413,6 +461,7 @@ def _local_cloud(build: _Build) -> LocalCloud:
         buckets=build.buckets,
         rules=build.rules,
         event_sources=build.event_sources,
+        schedules=build.schedules,
         api_events=build.api_events,
         rest_api=build.template.properties(rest_api_id)
         if rest_api_id in build.template.resources

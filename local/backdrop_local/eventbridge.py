@@ -5,6 +5,7 @@ moto hands every event put on a bus to each rule's `send_to_targets`, its one de
 point; that method is wrapped here. Our targets get the event as AWS sends it, asynchronously
 (a Lambda target is an `Event` invocation, a state machine target a StartExecution), each
 on its own thread so that PutEvents returns at once; moto keeps delivering the rest.
+Scheduled rules are fired by the local stack's tickers through `fire_schedule`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import copy
 import json
 import logging
 import threading
+import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import boto3
-from moto.events.models import Rule
+from moto.events.models import Rule, events_backends
 from moto.events.utils import EventMessageType, EventTemplateParser
 
 logger = logging.getLogger(__name__)
@@ -93,14 +96,38 @@ def send_to_targets(self: Rule, event: EventMessageType, transform_input: bool =
     # would take as matching every event put on the bus.
     if self.state == "DISABLED" or not self.event_pattern.get_pattern():
         return
-    if not self.event_pattern.matches_event(event):
-        return
-    ours = [target for target in self.targets if _service(target) in DELIVERED_HERE]
+    if self.event_pattern.matches_event(event):
+        _to_targets(self, event, transform_input)
+
+
+def _to_targets(rule: Rule, event: EventMessageType, transform_input: bool = True) -> None:
+    ours = [target for target in rule.targets if _service(target) in DELIVERED_HERE]
     for target in ours:
         _deliver_in_background(target, target_input(target, aws_event(event)))
-    rest = copy.copy(self)  # the same rule with moto's own targets only
-    rest.targets = [target for target in self.targets if target not in ours]
+    rest = copy.copy(rule)  # the same rule with moto's own targets only
+    rest.targets = [target for target in rule.targets if target not in ours]
     _moto_send_to_targets(rest, event, transform_input)
+
+
+def fire_schedule(rule_arn: str) -> None:
+    """A scheduled rule is due (moto keeps schedules but never runs them): each of its
+    targets gets the Scheduled Event EventBridge sends."""
+    _, _, _, region, account, resource = rule_arn.split(":", 5)
+    rule = events_backends[account][region].describe_rule(resource.rsplit("/", 1)[-1], None)
+    if rule.state == "DISABLED":
+        return
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": time.time(),  # moto's form: delivery writes it as AWS does
+        "region": region,
+        "resources": [rule_arn],
+        "detail": {},
+    }
+    _to_targets(rule, cast(EventMessageType, event))
 
 
 def install() -> None:

@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,14 @@ from backdrop_local import eventbridge, lambdas, s3_events
 from backdrop_local.api_front import ApiFront, Gateway
 from backdrop_local.cloud import REGION, EventSource, LocalCloud, provision
 from backdrop_local.emulator import EmulatorSettings, ProviderEmulator
-from backdrop_local.pollers import EventLog, Handle, QueuePoller, batch_failures, sqs_event
+from backdrop_local.pollers import (
+    EventLog,
+    Handle,
+    QueuePoller,
+    Ticker,
+    batch_failures,
+    sqs_event,
+)
 from backdrop_local.template import Template
 
 # Quiet, local-friendly defaults; anything here can be overridden with --param.
@@ -131,17 +139,22 @@ class LocalStack:
         lambdas.reset()
 
         front = self._start_api_front(cloud)
-        # Lambda's event source mappings, one poller each; the event log, a subscriber.
-        pollers = [
+        # Lambda's event source mappings, one poller each; EventBridge's clock, one ticker
+        # per scheduled rule; the event log, a subscriber.
+        parts: list[QueuePoller | Ticker] = [
             QueuePoller(s.queue_url, self._feeder(s), batch_size=min(s.batch_size, 10))
             for s in cloud.event_sources
         ]
+        parts += [
+            Ticker(s.seconds, partial(eventbridge.fire_schedule, s.rule_arn))
+            for s in cloud.schedules
+        ]
         if cloud.events_queue_url:
             log = EventLog(options.events_file, self._echo)
-            pollers.append(QueuePoller(cloud.events_queue_url, log))
-        for poller in pollers:
-            poller.start()
-            self._stoppers.append(poller)
+            parts.append(QueuePoller(cloud.events_queue_url, log))
+        for part in parts:
+            part.start()
+            self._stoppers.append(part)
 
         self.ready = {
             "api_url": front.url if front else None,

@@ -56,6 +56,9 @@ class StateMachineSpec(NamedTuple):
     substitutions: dict[str, Any]
 
 
+STATE_MACHINE = "AWS::Serverless::StateMachine"
+
+
 class Template:
     def __init__(self, path: Path = TEMPLATE_PATH) -> None:
         self.path = path
@@ -130,16 +133,15 @@ class Template:
         if logical_id is None:
             (logical_id,) = self.of_type(STATE_MACHINE)
         props = self.properties(logical_id)
-        if "DefinitionUri" not in props:
-            raise LocalStackUnsupported(f"{logical_id}: a state machine without DefinitionUri")
+        if "DefinitionUri" in props:
+            definition = (self.path.parent / props["DefinitionUri"]).read_text()
+        else:
+            definition = json.dumps(props["Definition"])  # inline in the template
         return StateMachineSpec(
             logical_id=logical_id,
-            definition=(self.path.parent / props["DefinitionUri"]).read_text(),
+            definition=definition,
             substitutions=props.get("DefinitionSubstitutions", {}),
         )
-
-
-STATE_MACHINE = "AWS::Serverless::StateMachine"
 
 
 def _references(value: Any) -> set[str]:

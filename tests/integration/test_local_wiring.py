@@ -4,6 +4,7 @@ it cannot run fails at once, naming it."""
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import time
@@ -14,7 +15,9 @@ from typing import Any
 import boto3
 import pytest
 
+from backdrop_local import eventbridge
 from backdrop_local.cloud import REGION, LocalStackUnsupported
+from backdrop_local.pollers import Ticker
 from backdrop_local.template import TEMPLATE_PATH, Template
 from tests.integration import wiring_handlers
 from tests.integration.conftest import Stack
@@ -42,7 +45,11 @@ RECORDER = {
                     "EventBusName": {"Ref": "EventBus"},
                     "Pattern": {"source": ["wiring-test"]},
                 },
-            }
+            },
+            "Nightly": {
+                "Type": "Schedule",
+                "Properties": {"Schedule": "rate(1 day)", "Input": '{"kind": "nightly"}'},
+            },
         },
     },
 }
@@ -59,6 +66,13 @@ START_RULE = {
     "Properties": {
         "EventBusName": {"Ref": "EventBus"},
         "EventPattern": {"source": ["wiring-test"], "detail-type": ["Start"]},
+        "Targets": [{"Id": "second", "Arn": {"Ref": "SecondStateMachine"}}],
+    },
+}
+TICK_RULE = {
+    "Type": "AWS::Events::Rule",
+    "Properties": {
+        "ScheduleExpression": "rate(5 minutes)",
         "Targets": [{"Id": "second", "Arn": {"Ref": "SecondStateMachine"}}],
     },
 }
@@ -82,6 +96,7 @@ def wired(make_stack: Callable[..., Stack], tmp_path: Path) -> Stack:
         RecorderFunction=RECORDER,
         SecondStateMachine=SECOND_STATE_MACHINE,
         StartRule=START_RULE,
+        TickRule=TICK_RULE,
     )
     return make_stack(template)
 
@@ -167,6 +182,40 @@ def test_a_rule_starts_its_state_machine_target(wired: Stack) -> None:
     _wait_for(lambda: len(wiring_handlers.received) == 2, "both deliveries")
 
 
+def test_scheduled_rules_fire_to_their_targets(wired: Stack) -> None:
+    rates = {schedule.seconds: schedule.rule_arn for schedule in wired.cloud.schedules}
+    assert set(rates) == {86400, 300}  # the function's rate(1 day), the rule's rate(5 minutes)
+    # What the stack's tickers do when a schedule is due.
+    eventbridge.fire_schedule(rates[86400])
+    received = _wait_for(lambda: wiring_handlers.received, "scheduled event at the function")
+    assert received == [{"kind": "nightly"}]  # the event's Input
+    eventbridge.fire_schedule(rates[300])
+    arn = wired.cloud.state_machines["SecondStateMachine"]
+    (execution,) = _wait_for(lambda: _executions(arn), "execution started by the schedule")
+    finished = _wait_for(lambda: _finished(execution["executionArn"]), "finished execution")
+    assert json.loads(finished["input"])["detail-type"] == "Scheduled Event"
+
+
+def test_events_put_on_the_default_bus_do_not_fire_schedules(wired: Stack) -> None:
+    events = boto3.client("events", region_name=REGION)
+    entry = {"Source": "wiring-test", "DetailType": "Start", "Detail": "{}"}
+    events.put_events(Entries=[entry])
+    time.sleep(0.5)
+    assert wiring_handlers.received == []
+    assert _executions(wired.cloud.state_machines["SecondStateMachine"]) == []
+
+
+def test_a_ticker_ticks_until_stopped() -> None:
+    ticks: list[float] = []
+    ticker = Ticker(0.01, lambda: ticks.append(time.monotonic()))
+    ticker.start()
+    _wait_for(lambda: len(ticks) >= 3, "three ticks", timeout=5)
+    ticker.stop()
+    count = len(ticks)
+    time.sleep(0.05)
+    assert len(ticks) == count
+
+
 def test_published_events_still_reach_the_local_capture_queue(wired: Stack) -> None:
     boto3.client("events", region_name=REGION).put_events(
         Entries=[
@@ -194,11 +243,22 @@ def test_an_unknown_resource_type_fails_at_once_naming_it(
     assert boto3.client("dynamodb", region_name=REGION).list_tables()["TableNames"] == []
 
 
-@pytest.mark.parametrize("event_type", ["S3", "Kinesis", "Schedule"])
+def test_a_cron_schedule_fails_at_once_naming_it(
+    make_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    rule = copy.deepcopy(TICK_RULE)
+    rule["Properties"]["ScheduleExpression"] = "cron(0 12 * * ? *)"
+    machine = {"RecorderFunction": RECORDER, "SecondStateMachine": SECOND_STATE_MACHINE}
+    template = _template(tmp_path, TickRule=rule, **machine)
+    with pytest.raises(LocalStackUnsupported, match=r"TickRule: ScheduleExpression cron\("):
+        make_stack(template)
+
+
+@pytest.mark.parametrize("event_type", ["S3", "Kinesis", "ScheduleV2"])
 def test_an_unsupported_function_event_fails_at_once_naming_it(
     make_stack: Callable[..., Stack], tmp_path: Path, event_type: str
 ) -> None:
-    recorder = json.loads(json.dumps(RECORDER))
+    recorder = copy.deepcopy(RECORDER)
     recorder["Properties"]["Events"] = {"Trigger": {"Type": event_type, "Properties": {}}}
     template = _template(tmp_path, RecorderFunction=recorder)
     expected = rf"RecorderFunction: event Trigger of type {event_type} is not supported"
