@@ -17,7 +17,7 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-Invoke = Callable[[dict[str, Any]], dict[str, Any]]
+Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]  # (function, event) -> answer
 # API Gateway's own limit on a request payload, and Lambda's on a synchronous invocation.
 MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_EVENT_BYTES = 6 * 1024 * 1024
@@ -42,6 +42,7 @@ class Route:
     method: str
     resource: str  # e.g. /v1/generations/{id}, /{proxy+}
     api_key_required: bool = True
+    function: str = ""  # logical id of the function that answers
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -59,7 +60,8 @@ class Gateway:
     responses: dict[str, dict[str, Any]]
 
     @classmethod
-    def from_template(cls, api: dict[str, Any], events: dict[str, Any]) -> Gateway:
+    def from_template(cls, api: dict[str, Any], events: dict[str, dict[str, Any]]) -> Gateway:
+        """`api`: the Api resource's properties; `events`: function logical id -> its events."""
         key_required = bool(api.get("Auth", {}).get("ApiKeyRequired", False))
         routes = [
             Route(
@@ -68,8 +70,10 @@ class Gateway:
                 api_key_required=bool(
                     spec["Properties"].get("Auth", {}).get("ApiKeyRequired", key_required)
                 ),
+                function=function,
             )
-            for spec in events.values()
+            for function, function_events in events.items()
+            for spec in function_events.values()
             if spec.get("Type") == "Api"
         ]
         binary = [t.replace("~1", "/") for t in api.get("BinaryMediaTypes", [])]
@@ -137,7 +141,7 @@ class ApiFront:
         if len(json.dumps(event)) > MAX_EVENT_BYTES:
             # Lambda refuses the invocation; API Gateway answers for it.
             return self._gateway.error("REQUEST_TOO_LARGE", request_id)
-        answer = self._invoke(event)
+        answer = self._invoke(route.function, event)
         if "statusCode" not in answer:
             # An unhandled error in the function: API Gateway answers 502.
             return self._gateway.error("DEFAULT_5XX", request_id)

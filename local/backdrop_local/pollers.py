@@ -1,10 +1,12 @@
-"""What AWS does between services that moto leaves out: the SQS event source mapping
-that feeds the inbox function, and a subscriber that shows the events the stack publishes."""
+"""What AWS does between services that moto leaves out: the SQS event source mappings
+that feed functions from queues, the clock of scheduled rules, and a subscriber that
+shows the events the stack publishes."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +16,7 @@ from typing import Any
 from backdrop import aws
 
 Handle = Callable[[list[dict[str, Any]]], set[str]]
+logger = logging.getLogger(__name__)
 
 
 class QueuePoller:
@@ -57,6 +60,30 @@ class QueuePoller:
                         for i, m in enumerate(done)
                     ],
                 )
+
+
+class Ticker:
+    """Calls `tick` every `seconds` until stopped: a scheduled rule's rate."""
+
+    def __init__(self, seconds: float, tick: Callable[[], None]) -> None:
+        self._seconds = seconds
+        self._tick = tick
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._seconds):
+            try:
+                self._tick()
+            except Exception:
+                logger.exception("a scheduled tick failed")
 
 
 def _attributes(message: dict[str, Any]) -> dict[str, str]:

@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,18 @@ from moto.server import ThreadedMotoServer
 
 from backdrop import aws
 from backdrop.providers import registry
-from backdrop_local import lambdas, s3_events
+from backdrop_local import eventbridge, lambdas, s3_events
 from backdrop_local.api_front import ApiFront, Gateway
-from backdrop_local.cloud import ACCOUNT, REGION, LocalCloud, provision
+from backdrop_local.cloud import REGION, EventSource, LocalCloud, provision
 from backdrop_local.emulator import EmulatorSettings, ProviderEmulator
-from backdrop_local.pollers import EventLog, QueuePoller, batch_failures, sqs_event
+from backdrop_local.pollers import (
+    EventLog,
+    Handle,
+    QueuePoller,
+    Ticker,
+    batch_failures,
+    sqs_event,
+)
 from backdrop_local.template import Template
 
 # Quiet, local-friendly defaults; anything here can be overridden with --param.
@@ -98,6 +106,7 @@ class LocalStack:
         ).raise_for_status()
         lambdas.install()
         s3_events.install()
+        eventbridge.install()
 
         parameters = {**LOCAL_PARAMETERS, **options.parameters}
         secrets: dict[str, str] = {}
@@ -129,40 +138,26 @@ class LocalStack:
         os.environ.update({**cloud.environment, "POWERTOOLS_LOG_LEVEL": log_level})
         lambdas.reset()
 
-        (api_function,) = (
-            f for f in template.functions() if any(e["Type"] == "Api" for e in f.events.values())
-        )
-        (api,) = template.of_type("AWS::Serverless::Api").values()
-        front = ApiFront(
-            gateway=Gateway.from_template(api, api_function.events),
-            invoke=lambda event: self._invoke(api_function.logical_id, event)[0],
-            api_key=self.api_key,
-            host=options.host,
-            port=options.api_port,
-        )
-        front.start()
-        self._stoppers.append(front)
-
-        inbox_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{cloud.inbox_queue_url.rsplit('/', 1)[-1]}"
-        inbox_function = next(
-            f.logical_id
-            for f in template.functions()
-            if any(e.get("Type") == "SQS" for e in f.events.values())
-        )
-
-        def feed_inbox(messages: list[dict[str, Any]]) -> set[str]:
-            payload, error = self._invoke(inbox_function, sqs_event(messages, inbox_arn, REGION))
-            return batch_failures(payload, error, messages)
-
-        for poller in (
-            QueuePoller(cloud.inbox_queue_url, feed_inbox),
-            QueuePoller(cloud.events_queue_url, EventLog(options.events_file, self._echo)),
-        ):
-            poller.start()
-            self._stoppers.append(poller)
+        front = self._start_api_front(cloud)
+        # Lambda's event source mappings, one poller each; EventBridge's clock, one ticker
+        # per scheduled rule; the event log, a subscriber.
+        parts: list[QueuePoller | Ticker] = [
+            QueuePoller(s.queue_url, self._feeder(s), batch_size=min(s.batch_size, 10))
+            for s in cloud.event_sources
+        ]
+        parts += [
+            Ticker(s.seconds, partial(eventbridge.fire_schedule, s.rule_arn))
+            for s in cloud.schedules
+        ]
+        if cloud.events_queue_url:
+            log = EventLog(options.events_file, self._echo)
+            parts.append(QueuePoller(cloud.events_queue_url, log))
+        for part in parts:
+            part.start()
+            self._stoppers.append(part)
 
         self.ready = {
-            "api_url": front.url,
+            "api_url": front.url if front else None,
             "api_key": self.api_key,
             "aws_endpoint_url": endpoint,
             "region": REGION,
@@ -179,6 +174,32 @@ class LocalStack:
             "emulator_url": self.emulator.base_url if self.emulator else None,
         }
         return self.ready
+
+    def _start_api_front(self, cloud: LocalCloud) -> ApiFront | None:
+        """API Gateway's part: one REST API, routing to the functions with Api events."""
+        if not cloud.api_events:
+            return None
+        front = ApiFront(
+            gateway=Gateway.from_template(cloud.rest_api, cloud.api_events),
+            invoke=lambda function, event: self._invoke(function, event)[0],
+            api_key=self.api_key,
+            host=self.options.host,
+            port=self.options.api_port,
+        )
+        front.start()
+        self._stoppers.append(front)
+        return front
+
+    def _feeder(self, source: EventSource) -> Handle:
+        """What an SQS event source mapping does with a batch: one invocation, then keep
+        (for a retry) the messages the function failed on."""
+
+        def feed(messages: list[dict[str, Any]]) -> set[str]:
+            event = sqs_event(messages, source.queue_arn, REGION)
+            payload, error = self._invoke(source.function, event)
+            return batch_failures(payload, error, messages)
+
+        return feed
 
     def _invoke(self, logical_id: str, event: dict[str, Any]) -> tuple[Any, str | None]:
         assert self.cloud is not None

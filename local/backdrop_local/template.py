@@ -3,11 +3,12 @@ names resolved locally, the same environment, the same state machine definition.
 
 from __future__ import annotations
 
+import graphlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -36,6 +37,10 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any
 _CfnLoader.add_multi_constructor("!", _tag)
 
 
+class LocalStackUnsupported(Exception):
+    """The template asks for something the local stack cannot create or run."""
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
@@ -43,6 +48,15 @@ class FunctionSpec:
     timeout: int
     environment: dict[str, Any]
     events: dict[str, Any]
+
+
+class StateMachineSpec(NamedTuple):
+    logical_id: str
+    definition: str  # the ASL text, ${...} placeholders still in
+    substitutions: dict[str, Any]
+
+
+STATE_MACHINE = "AWS::Serverless::StateMachine"
 
 
 class Template:
@@ -65,25 +79,86 @@ class Template:
             if resource["Type"] == resource_type
         }
 
+    def type_of(self, logical_id: str) -> str:
+        return str(self.resources[logical_id]["Type"])
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        return self.resources[logical_id].get("Properties", {})  # type: ignore[no-any-return]
+
+    def creation_order(self) -> list[str]:
+        """Logical ids, each after every resource it references (as CloudFormation
+        creates them): a dead-letter queue before its queue, functions before the state
+        machine whose definition names them, that state machine before the functions that
+        start it."""
+        graph = {logical_id: self._dependencies(logical_id) for logical_id in self.resources}
+        try:
+            return list(graphlib.TopologicalSorter(graph).static_order())
+        except graphlib.CycleError as error:
+            raise LocalStackUnsupported(f"circular references: {error.args[1]}") from error
+
+    def _dependencies(self, logical_id: str) -> set[str]:
+        resource = self.resources[logical_id]
+        depends_on = resource.get("DependsOn", [])
+        names = {depends_on} if isinstance(depends_on, str) else set(depends_on)
+        names |= _references(resource)
+        if resource["Type"] == "AWS::Serverless::Function":
+            names |= _references(self._function_globals())  # e.g. the shared environment
+        return (names & set(self.resources)) - {logical_id}
+
+    def _function_globals(self) -> dict[str, Any]:
+        return self.body.get("Globals", {}).get("Function", {})  # type: ignore[no-any-return]
+
     def functions(self) -> list[FunctionSpec]:
-        globals_ = self.body.get("Globals", {}).get("Function", {})
-        shared_env = globals_.get("Environment", {}).get("Variables", {})
         return [
-            FunctionSpec(
-                logical_id=logical_id,
-                handler=props["Handler"],
-                timeout=int(props.get("Timeout", globals_.get("Timeout", 3))),
-                environment={**shared_env, **props.get("Environment", {}).get("Variables", {})},
-                events=props.get("Events", {}),
-            )
-            for logical_id, props in self.of_type("AWS::Serverless::Function").items()
+            self.function(logical_id) for logical_id in self.of_type("AWS::Serverless::Function")
         ]
 
-    def state_machine(self) -> tuple[str, str, dict[str, Any]]:
-        """(logical id, definition text with ${...} placeholders, substitutions)."""
-        ((logical_id, props),) = self.of_type("AWS::Serverless::StateMachine").items()
-        definition = (self.path.parent / props["DefinitionUri"]).read_text()
-        return logical_id, definition, props.get("DefinitionSubstitutions", {})
+    def function(self, logical_id: str) -> FunctionSpec:
+        props = self.properties(logical_id)
+        globals_ = self._function_globals()
+        shared_env = globals_.get("Environment", {}).get("Variables", {})
+        return FunctionSpec(
+            logical_id=logical_id,
+            handler=props["Handler"],
+            timeout=int(props.get("Timeout", globals_.get("Timeout", 3))),
+            environment={**shared_env, **props.get("Environment", {}).get("Variables", {})},
+            events=props.get("Events", {}),
+        )
+
+    def state_machines(self) -> list[StateMachineSpec]:
+        return [self.state_machine(logical_id) for logical_id in self.of_type(STATE_MACHINE)]
+
+    def state_machine(self, logical_id: str | None = None) -> StateMachineSpec:
+        """A state machine, by logical id; without one, the template's only state machine."""
+        if logical_id is None:
+            (logical_id,) = self.of_type(STATE_MACHINE)
+        props = self.properties(logical_id)
+        if "DefinitionUri" in props:
+            definition = (self.path.parent / props["DefinitionUri"]).read_text()
+        else:
+            definition = json.dumps(props["Definition"])  # inline in the template
+        return StateMachineSpec(
+            logical_id=logical_id,
+            definition=definition,
+            substitutions=props.get("DefinitionSubstitutions", {}),
+        )
+
+
+def _references(value: Any) -> set[str]:
+    """The names a value's Ref, GetAtt and Sub point at (resources and parameters alike)."""
+    if isinstance(value, list):
+        return set().union(*(_references(item) for item in value))
+    if not isinstance(value, dict):
+        return set()
+    if len(value) == 1:
+        ((name, arg),) = value.items()
+        if name == "Ref":
+            return {arg}
+        if name == "Fn::GetAtt":
+            return {arg[0]}
+        if name == "Fn::Sub" and isinstance(arg, str):
+            return {match.split(".", 1)[0] for match in re.findall(r"\$\{([^}!]+)\}", arg)}
+    return set().union(*(_references(item) for item in value.values()))
 
 
 class Resolver:
@@ -97,9 +172,9 @@ class Resolver:
         if isinstance(value, dict) and len(value) == 1:
             ((name, arg),) = value.items()
             if name == "Ref":
-                return self.refs[arg]
+                return self._ref(arg)
             if name == "Fn::GetAtt":
-                return self.attributes[(arg[0], arg[1])]
+                return self._attribute(arg[0], arg[1])
             if name == "Fn::Sub":
                 return re.sub(r"\$\{([^}]+)\}", lambda m: self._sub(m.group(1)), arg)
         if isinstance(value, dict):
@@ -111,8 +186,18 @@ class Resolver:
     def _sub(self, name: str) -> str:
         if "." in name:
             logical_id, attribute = name.split(".", 1)
-            return self.attributes[(logical_id, attribute)]
+            return self._attribute(logical_id, attribute)
+        return self._ref(name)
+
+    def _ref(self, name: str) -> str:
+        if name not in self.refs:
+            raise LocalStackUnsupported(f"{name}: referenced, but it has no local value")
         return self.refs[name]
+
+    def _attribute(self, logical_id: str, attribute: str) -> str:
+        if (logical_id, attribute) not in self.attributes:
+            raise LocalStackUnsupported(f"{logical_id}.{attribute}: referenced, but not local")
+        return self.attributes[(logical_id, attribute)]
 
 
 def substitute(definition: str, values: dict[str, str]) -> str:

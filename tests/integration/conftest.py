@@ -19,8 +19,9 @@ from moto import mock_aws
 
 from backdrop.config import Settings
 from backdrop.jobs import JobStore
-from backdrop_local import lambdas, s3_events
+from backdrop_local import eventbridge, lambdas, s3_events
 from backdrop_local.cloud import REGION, LocalCloud, provision
+from backdrop_local.template import Template
 from tests.conftest import load_event
 
 PICSART = "https://genai-api.picsart.io/v1"
@@ -141,13 +142,14 @@ def make_stack(
     with mock_aws(config=config):  # type: ignore[arg-type]
         lambdas.install()
         s3_events.install()
+        eventbridge.install()
 
         stacks: list[Stack] = []
 
-        def make(**parameters: str) -> Stack:
+        def make(template: Template | None = None, **parameters: str) -> Stack:
             # Waits are real sleeps in moto's engine: keep them at zero unless a test says.
             defaults = {"PollFirstWaitSeconds": "0", "PollIntervalSeconds": "0"}
-            cloud = provision(parameters={**defaults, **parameters})
+            cloud = provision(parameters={**defaults, **parameters}, template=template)
             for key, value in cloud.environment.items():
                 monkeypatch.setenv(key, value)
             lambdas.reset()  # a new stack: every function cold-starts with its environment
