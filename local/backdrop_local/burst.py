@@ -39,7 +39,13 @@ class Figures:
     jobs: int
     succeeded: int  # manifests that say so
     failed: int
-    submissions: int  # provider calls that started a generation
+    failures: dict[str, int]  # failed jobs by error code
+    submissions: int  # generations the provider accepted and charged for
+    requests: int  # every call that reached the provider's API (429s included)
+    throttled: int  # 429s the provider answered
+    polls: int
+    lag_p50_seconds: float | None  # result ready at the provider -> first downloaded
+    lag_p95_seconds: float | None
     dead_letters: int
 
 
@@ -141,22 +147,55 @@ def job_count(ready: dict[str, Any], burst: Burst) -> int:
     )
 
 
-def submissions(ready: dict[str, Any]) -> int:
-    """Generations the emulated providers were asked for (Picsart submits, Photoroom calls)."""
-    stats = httpx.get(f"{ready['emulator_url']}/_emulator/stats").json()
-    return int(stats["picsart"]["submissions"]) + int(stats["photoroom"]["calls"])
+def emulator_stats(ready: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return httpx.get(f"{ready['emulator_url']}/_emulator/stats").json()  # type: ignore[no-any-return]
 
 
 def figures(ready: dict[str, Any], burst: Burst, seconds: float) -> Figures:
-    statuses = [manifest["status"] for manifest in manifests(ready, burst)]
+    ended = manifests(ready, burst)
+    statuses = [manifest["status"] for manifest in ended]
+    codes = [m["error"]["code"] for m in ended if m["status"] == "failed" and m.get("error")]
+    stats = emulator_stats(ready)
+    picsart, photoroom = stats["picsart"], stats["photoroom"]
     return Figures(
         seconds=seconds,
         jobs=job_count(ready, burst),
         succeeded=statuses.count("succeeded"),
         failed=statuses.count("failed"),
-        submissions=submissions(ready),
+        failures={code: codes.count(code) for code in sorted(set(codes))},
+        submissions=int(picsart["accepted"]) + int(photoroom["accepted"]),
+        requests=int(picsart["submissions"])
+        + int(picsart["polls"])
+        + int(picsart["throttled"])
+        + int(photoroom["calls"]),
+        throttled=int(picsart["throttled"]) + int(photoroom["throttled"]),
+        polls=int(picsart["polls"]),
+        lag_p50_seconds=picsart.get("lag_p50_seconds"),
+        lag_p95_seconds=picsart.get("lag_p95_seconds"),
         dead_letters=queue_depth(ready, "inbox_dead_letter_queue_url"),
     )
+
+
+def transitions(ready: dict[str, Any], burst: Burst) -> list[int]:
+    """States entered by each of the burst's executions (what Standard workflows bill)."""
+    sfn = aws_client(ready, "stepfunctions")
+    prefix = f"inbox/{burst.folder}/"
+    ids = set()
+    for page in (
+        aws_client(ready, "dynamodb").get_paginator("scan").paginate(TableName=ready["jobs_table"])
+    ):
+        for item in page["Items"]:
+            if item["source"]["M"].get("key", {}).get("S", "").startswith(prefix):
+                ids.add(item["id"]["S"])
+    arn = ready["state_machine_arn"].replace(":stateMachine:", ":execution:")
+    counts = []
+    for job_id in sorted(ids):
+        try:
+            history = sfn.get_execution_history(executionArn=f"{arn}:{job_id}", maxResults=1000)
+        except sfn.exceptions.ExecutionDoesNotExist:
+            continue  # refused before it started: no workflow, no transitions
+        counts.append(sum(1 for e in history["events"] if e["type"].endswith("StateEntered")))
+    return counts
 
 
 def run(

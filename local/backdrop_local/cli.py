@@ -1,4 +1,5 @@
-"""The `backdrop` command: `local` (the stack on one machine), `demo`, `emulator`."""
+"""The `backdrop` command: `local` (the stack on one machine), `demo`, `emulator`, and a
+client of any stack's API: `generate` (backgrounds for photos) and `jobs` (a table of jobs)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from backdrop.providers import registry
+from backdrop_local import client as api
 from backdrop_local.emulator import EmulatorSettings
+from backdrop_local.status_line import StatusLine
 
 
 def _pairs(values: list[str]) -> dict[str, str]:
@@ -83,22 +87,28 @@ def run_local(args: argparse.Namespace) -> int:
     from backdrop_local.stack import LocalStack
 
     stack = LocalStack(_options(args, Path(args.events_file) if args.events_file else None))
+    ready_file = Path(args.ready_file)
+    written = ""
     try:
         ready = stack.start()
-        if args.ready_file:
-            Path(args.ready_file).write_text(json.dumps(ready, indent=2) + "\n")
-        print(_banner(ready), flush=True)
+        ready_file.parent.mkdir(parents=True, exist_ok=True)
+        written = json.dumps(ready, indent=2) + "\n"
+        ready_file.write_text(written)
+        print(_banner(ready, ready_file), flush=True)
         _wait_for_interrupt()
     finally:
         stack.stop()
+        # A stale file would send clients to a stack that is gone (unless another took it).
+        if written and ready_file.exists() and ready_file.read_text() == written:
+            ready_file.unlink()
     print("stopped", flush=True)
     return 0
 
 
-def _banner(ready: dict[str, Any]) -> str:
+def _banner(ready: dict[str, Any], ready_file: Path) -> str:
     return "\n".join(
         [
-            "backdrop local stack is up",
+            f"backdrop local stack is up (written to {ready_file} for `backdrop generate`)",
             f"  API          {ready['api_url']}   (header x-api-key: {ready['api_key']})",
             f"  AWS endpoint {ready['aws_endpoint_url']}   (region {ready['region']})",
             f"  input bucket {ready['input_bucket']}   (upload under inbox/)",
@@ -118,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
 
     local = commands.add_parser("local", help="run the whole stack on this machine")
     _stack_arguments(local, api_port=3000)
-    local.add_argument("--ready-file", help="write the stack's URLs, key and names here (JSON)")
+    local.add_argument(
+        "--ready-file",
+        default=str(api.DEFAULT_READY_FILE),
+        help="write the stack's URLs, key and names here, as JSON, for clients "
+        "(default: %(default)s; removed when the stack stops)",
+    )
     local.add_argument("--events-file", default="local-events.jsonl", help="JSON-lines event log")
     local.set_defaults(run=run_local)
 
@@ -126,6 +141,41 @@ def main(argv: list[str] | None = None) -> int:
     _stack_arguments(demo, api_port=0)
     demo.add_argument("--output", default="demo-output", help="where results and index.html go")
     demo.set_defaults(run=_run_demo)
+
+    generate = commands.add_parser(
+        "generate",
+        help="generate backgrounds for photos through any stack's API",
+        description="One job per photo (a file, or an http(s) URL the provider fetches). "
+        "Files up to 4 MB go inline, larger ones through POST /v1/uploads. With --wait "
+        "(the default) it polls the jobs and downloads the results into OUT/<job id>/, "
+        "printing each file's path. Exit codes: 0 every job succeeded, 1 a job failed, "
+        "2 bad usage or a request the API refused, 3 the API cannot be reached.",
+    )
+    generate.add_argument("photos", nargs="+", metavar="PHOTO", help="a JPEG, PNG or WEBP file")
+    generate.add_argument("--prompt", help="what the new background shows")
+    generate.add_argument("--count", type=_positive, help="images per photo (1..10)")
+    generate.add_argument("--provider", help="picsart or photoroom (default: the stack's)")
+    generate.add_argument("--format", type=str.upper, choices=["JPG", "PNG", "WEBP"])
+    generate.add_argument(
+        "--out", default="backdrop-results", help="results go to OUT/<job id>/ (%(default)s)"
+    )
+    generate.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="wait for the jobs and download their results (default), or print their ids",
+    )
+    generate.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to wait (%(default)s)"
+    )
+    _client_arguments(generate)
+    generate.set_defaults(run=_client_command(_generate))
+
+    jobs = commands.add_parser("jobs", help="list a stack's jobs, newest first")
+    jobs.add_argument("--status", choices=["queued", "running", "succeeded", "failed"])
+    jobs.add_argument("--limit", type=_positive, default=20, help="jobs to show (%(default)s)")
+    _client_arguments(jobs)
+    jobs.set_defaults(run=_client_command(_jobs))
 
     openapi = commands.add_parser("openapi", help="print the API's OpenAPI document")
     openapi.set_defaults(run=_print_openapi)
@@ -143,6 +193,127 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return int(args.run(args))
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _client_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_argument_group(
+        "connection",
+        f"the arguments, else {api.API_URL_VARIABLE} and {api.API_KEY_VARIABLE}, else the "
+        "ready file of a running `backdrop local`",
+    )
+    where.add_argument("--api-url", help="the stack's API URL (its ApiUrl output)")
+    where.add_argument("--api-key", help="the API key (x-api-key)")
+    where.add_argument(
+        "--ready-file", type=Path, help=f"a `backdrop local` ready file ({api.DEFAULT_READY_FILE})"
+    )
+
+
+def _client_command(command: Any) -> Any:
+    """Run a client command: every problem is one line on stderr and an exit code."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            connection = api.Connection.resolve(args.api_url, args.api_key, args.ready_file)
+            with api.Client(connection) as client:
+                return int(command(client, args))
+        except api.BackdropError as error:
+            print(f"backdrop {args.command}: {error}", file=sys.stderr)
+            return error.exit_code
+        except KeyboardInterrupt:
+            print(f"backdrop {args.command}: interrupted", file=sys.stderr)
+            return 130
+
+    return run
+
+
+def _generate(client: api.Client, args: argparse.Namespace) -> int:
+    # Every photo is checked before any job starts.
+    photos: list[api.Photo | str] = [
+        name if name.startswith(("http://", "https://")) else api.Photo.read(Path(name))
+        for name in args.photos
+    ]
+    options = {
+        name: value
+        for name in ("prompt", "count", "provider", "format")
+        if (value := getattr(args, name)) is not None
+    }
+    started = [client.generate(photo, options)["id"] for photo in photos]
+    if not args.wait:
+        for job_id in started:
+            print(job_id)
+        return 0
+    # Progress only on a terminal: elsewhere stderr keeps to the problems, one line each.
+    line, began = StatusLine(tty_only=True), time.monotonic()
+
+    def progress(seen: dict[str, dict[str, Any]]) -> None:
+        line.show(_progress(seen, time.monotonic() - began))
+
+    try:
+        jobs = client.wait(started, timeout=args.timeout, on_poll=progress)
+    finally:
+        line.close()
+    code = 0
+    for job_id, job in jobs.items():
+        if job["status"] == "succeeded":
+            for path in client.download_results(job, Path(args.out) / job_id):
+                print(path)
+        elif job["status"] == "failed":
+            error = job.get("error") or {}
+            print(
+                f"backdrop generate: job {job_id} failed: "
+                f"{error.get('code', 'unknown')}: {error.get('message', '')}",
+                file=sys.stderr,
+            )
+            code = api.FAILED
+        else:
+            print(
+                f"backdrop generate: job {job_id} still {job['status']} after {args.timeout:g} s",
+                file=sys.stderr,
+            )
+            code = api.FAILED
+    return code
+
+
+def _progress(jobs: dict[str, dict[str, Any]], seconds: float) -> str:
+    if len(jobs) == 1:
+        ((job_id, job),) = jobs.items()
+        return f"job {job_id}: {job['status']} ({seconds:.0f} s)"
+    counts: dict[str, int] = {}
+    for job in jobs.values():
+        counts[job["status"]] = counts.get(job["status"], 0) + 1
+    states = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return f"{len(jobs)} jobs: {states} ({seconds:.0f} s)"
+
+
+def _jobs(client: api.Client, args: argparse.Namespace) -> int:
+    header = ("id", "status", "trigger", "provider", "created", "images", "error")
+    rows = [
+        (
+            str(job["id"]),
+            str(job["status"]),
+            str(job.get("trigger", "-")),
+            str(job.get("provider") or "-"),
+            str(job.get("created_at", "-"))[:19].replace("T", " "),
+            str(len(job.get("results") or [])),
+            str((job.get("error") or {}).get("code", "-")),
+        )
+        for job in client.jobs(status=args.status, limit=args.limit)
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
+    return 0
 
 
 def _print_openapi(args: argparse.Namespace) -> int:

@@ -1,8 +1,8 @@
 """`backdrop demo`: every bundled sample through the HTTPS API and through the inbox,
 on a local stack, with the results and an index.html in one folder.
 
-It uses only what a client of the deployed stack has: the API, the input and results
-buckets, and the published events.
+It uses only what a client of the deployed stack has: the API (through the same client as
+`backdrop generate`), the input and results buckets, and the published events.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import sys
 import time
 from datetime import datetime
 from importlib.resources import files
@@ -18,11 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 
+from backdrop_local.client import TERMINAL, ApiError, BackdropError, Client, Connection, Photo
 from backdrop_local.demo_page import DemoJob, render_page
 from backdrop_local.stack import LocalStack, StackOptions, aws_client
+from backdrop_local.status_line import StatusLine
 
 TIMEOUT_SECONDS = 180.0
 POLL_SECONDS = 0.5
@@ -45,26 +45,10 @@ class _Tracked:
     done: bool = False
 
 
-class _Progress:
-    """One updating line on a terminal; plain lines (only on change) anywhere else."""
-
-    def __init__(self) -> None:
-        self._tty = sys.stderr.isatty()
-        self._last = ""
-
-    def show(self, done: int, failed: int, total: int) -> None:
-        width = 24
-        filled = width * done // max(total, 1)
-        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} jobs done, {failed} failed"
-        if line == self._last:
-            return
-        self._last = line
-        sys.stderr.write(f"\r{line}" if self._tty else f"{line}\n")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self._tty and self._last:
-            sys.stderr.write("\n")
+def _bar(done: int, failed: int, total: int) -> str:
+    width = 24
+    filled = width * done // max(total, 1)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} jobs done, {failed} failed"
 
 
 def run_demo(options: StackOptions, output: Path) -> int:
@@ -79,11 +63,13 @@ def run_demo(options: StackOptions, output: Path) -> int:
     stack = LocalStack(options)
     try:
         ready = stack.start()
-        began = time.monotonic()
-        tracked = _submit(ready, output)
-        _wait(ready, tracked, options.events_file, offset)
-        waited = time.monotonic() - began
-        jobs = [_collect(ready, item, output) for item in tracked]
+        connection = Connection(ready["api_url"], ready["api_key"], "the demo's local stack")
+        with Client(connection) as client:
+            began = time.monotonic()
+            tracked = _submit(client, ready, output)
+            _wait(client, tracked, options.events_file, offset)
+            waited = time.monotonic() - began
+            jobs = [_collect(client, ready, item, output) for item in tracked]
     finally:
         stack.stop()
     page = output / "index.html"
@@ -105,50 +91,54 @@ def _samples() -> list[tuple[str, bytes]]:
     )
 
 
-def _api(ready: dict[str, Any]) -> httpx.Client:
-    return httpx.Client(
-        base_url=ready["api_url"], headers={"x-api-key": ready["api_key"]}, timeout=30
-    )
-
-
-def _submit(ready: dict[str, Any], output: Path) -> list[_Tracked]:
+def _submit(client: Client, ready: dict[str, Any], output: Path) -> list[_Tracked]:
     s3 = aws_client(ready, "s3")
-    bucket = ready["input_bucket"]
     tracked: list[_Tracked] = []
-    with _api(ready) as api:
-        for name, data in _samples():
-            # Through the API with each provider, and through the inbox (stack's default).
-            for trigger, provider in (("api", "picsart"), ("api", "photoroom"), ("inbox", None)):
-                folder = output / "-".join(filter(None, (trigger, provider, name)))
-                shutil.rmtree(folder, ignore_errors=True)  # no results left from an older run
-                folder.mkdir()
-                (folder / "input.png").write_bytes(data)
-                view = DemoJob(name=name, trigger=trigger, input_path=f"{folder.name}/input.png")
-                key = f"{'uploads' if trigger == 'api' else 'inbox'}/demo/{name}.png"
-                item = _Tracked(view=view, source_key=key, submitted=time.monotonic())
-                tracked.append(item)
-                s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="image/png")
-                if provider is not None:
-                    _post(api, item, PROMPTS.get(name, FALLBACK_PROMPT), provider)
+    for name, data in _samples():
+        # Through the API with each provider, and through the inbox (stack's default).
+        for trigger, provider in (("api", "picsart"), ("api", "photoroom"), ("inbox", None)):
+            folder = output / "-".join(filter(None, (trigger, provider, name)))
+            shutil.rmtree(folder, ignore_errors=True)  # no results left from an older run
+            folder.mkdir()
+            (folder / "input.png").write_bytes(data)
+            view = DemoJob(name=name, trigger=trigger, input_path=f"{folder.name}/input.png")
+            item = _Tracked(view=view, source_key=f"inbox/demo/{name}.png", submitted=0.0)
+            tracked.append(item)
+            if provider is None:
+                item.submitted = time.monotonic()
+                s3.put_object(
+                    Bucket=ready["input_bucket"],
+                    Key=item.source_key,
+                    Body=data,
+                    ContentType="image/png",
+                )
+            else:
+                _post(client, item, Photo.from_bytes(f"{name}.png", data), provider)
     return tracked
 
 
-def _post(api: httpx.Client, item: _Tracked, prompt: str, provider: str) -> None:
-    body = {
-        "image_key": item.source_key,
-        "prompt": prompt,
-        "count": 2,
-        "format": "JPG",
-        "provider": provider,
-    }
+def _post(client: Client, item: _Tracked, photo: Photo, provider: str) -> None:
+    """The photo uploaded with an upload form, then a job for it."""
+    prompt = PROMPTS.get(item.view.name, FALLBACK_PROMPT)
     item.view.prompt = prompt
-    answer = api.post("/v1/generations", json=body)
-    if answer.status_code == 202:
-        item.view.job_id = answer.json()["id"]
+    try:
+        item.source_key = client.upload(photo)
+        item.submitted = time.monotonic()
+        job = client.create_generation(
+            {
+                "image_key": item.source_key,
+                "prompt": prompt,
+                "count": 2,
+                "format": "JPG",
+                "provider": provider,
+            }
+        )
+    except BackdropError as error:
+        item.done = True
+        item.view.error_code = error.code if isinstance(error, ApiError) else "request"
+        item.view.error_message = error.reason if isinstance(error, ApiError) else str(error)
         return
-    item.done = True
-    item.view.error_code = f"http_{answer.status_code}"
-    item.view.error_message = answer.text[:500]
+    item.view.job_id = job["id"]
 
 
 def _new_events(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
@@ -163,32 +153,31 @@ def _new_events(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
     return events, offset + len(complete)
 
 
-def _wait(ready: dict[str, Any], tracked: list[_Tracked], events: Path, offset: int) -> None:
-    progress = _Progress()
+def _wait(client: Client, tracked: list[_Tracked], events: Path, offset: int) -> None:
+    progress = StatusLine()
     deadline = time.monotonic() + TIMEOUT_SECONDS
     inbox = {item.source_key: item for item in tracked if item.view.trigger == "inbox"}
-    with _api(ready) as api:
-        while True:
-            new, offset = _new_events(events, offset)
-            for event in new:
-                detail = event.get("detail", {})
-                item = inbox.get(detail.get("source", {}).get("key", ""))
-                if detail.get("trigger") == "inbox" and item is not None and not item.done:
-                    item.view.job_id = detail["job_id"]
-                    item.job = _get(api, detail["job_id"]) or _from_event(detail)
+    while True:
+        new, offset = _new_events(events, offset)
+        for event in new:
+            detail = event.get("detail", {})
+            item = inbox.get(detail.get("source", {}).get("key", ""))
+            if detail.get("trigger") == "inbox" and item is not None and not item.done:
+                item.view.job_id = detail["job_id"]
+                item.job = _get(client, detail["job_id"]) or _from_event(detail)
+                _finish(item)
+        for item in tracked:
+            if item.view.trigger == "api" and not item.done and item.view.job_id:
+                job = _get(client, item.view.job_id)
+                if job and job.get("status") in TERMINAL:
+                    item.job = job
                     _finish(item)
-            for item in tracked:
-                if item.view.trigger == "api" and not item.done and item.view.job_id:
-                    job = _get(api, item.view.job_id)
-                    if job and job.get("status") in ("succeeded", "failed"):
-                        item.job = job
-                        _finish(item)
-            done = [item for item in tracked if item.done]
-            failed = sum(item.job is None or item.job.get("status") != "succeeded" for item in done)
-            progress.show(len(done), failed, len(tracked))
-            if len(done) == len(tracked) or time.monotonic() > deadline:
-                break
-            time.sleep(POLL_SECONDS)
+        done = [item for item in tracked if item.done]
+        failed = sum(item.job is None or item.job.get("status") != "succeeded" for item in done)
+        progress.show(_bar(len(done), failed, len(tracked)))
+        if len(done) == len(tracked) or time.monotonic() > deadline:
+            break
+        time.sleep(POLL_SECONDS)
     progress.close()
     for item in tracked:
         if not item.done:
@@ -197,9 +186,11 @@ def _wait(ready: dict[str, Any], tracked: list[_Tracked], events: Path, offset: 
             item.view.error_message = f"not finished within {TIMEOUT_SECONDS:.0f} s"
 
 
-def _get(api: httpx.Client, job_id: str) -> dict[str, Any] | None:
-    answer = api.get(f"/v1/generations/{job_id}")
-    return answer.json() if answer.status_code == 200 else None
+def _get(client: Client, job_id: str) -> dict[str, Any] | None:
+    try:
+        return client.get_generation(job_id)
+    except BackdropError:
+        return None
 
 
 def _from_event(detail: dict[str, Any]) -> dict[str, Any]:
@@ -213,7 +204,7 @@ def _finish(item: _Tracked) -> None:
     item.view.waited_seconds = time.monotonic() - item.submitted
 
 
-def _collect(ready: dict[str, Any], item: _Tracked, output: Path) -> DemoJob:
+def _collect(client: Client, ready: dict[str, Any], item: _Tracked, output: Path) -> DemoJob:
     """Fill the view from the job record and download its results beside the input."""
     view, job = item.view, item.job
     if job is None:
@@ -234,10 +225,10 @@ def _collect(ready: dict[str, Any], item: _Tracked, output: Path) -> DemoJob:
         target = folder / f"{n}{Path(where).suffix}"
         try:
             if "url" in result:
-                target.write_bytes(httpx.get(result["url"]).raise_for_status().content)
+                client.download(result["url"], target)
             else:
                 s3.download_file(ready["results_bucket"], result["key"], str(target))
-        except (BotoCoreError, ClientError, httpx.HTTPError) as error:
+        except (BotoCoreError, ClientError, BackdropError) as error:
             view.status, view.error_code, view.error_message = "failed", "download", str(error)
             continue
         view.result_paths.append(f"{folder.name}/{target.name}")

@@ -34,9 +34,10 @@ from botocore.exceptions import ClientError
 from backdrop import aws
 from backdrop.observability import logger
 
-# A job's polls, learned per provider: the share of the limit new work leaves them.
-_POLL_SHARE_BOUNDS = (0.1, 0.8)
-_INITIAL_POLLS_PER_JOB = 1.0
+# A job's polls, learned per provider: the share of the limit new work leaves them. Polls
+# take precedence over new work at the bucket whatever the share, so it may fall to nothing
+# for a provider whose jobs are seldom polled.
+_POLL_SHARE_BOUNDS = (0.0, 0.8)
 _SMOOTHING = 0.1  # weight of one finished job in the running average of polls per job
 _RECENT = 40  # job durations kept per provider, for the poll schedule
 # A provider's reset time is trusted within these bounds (seconds); anything else is clamped.
@@ -60,6 +61,8 @@ class Limit:
     per_minute: int
     burst: int
     polled: bool = True  # False for synchronous providers: nothing to reserve for polls
+    # Polls a job is expected to need before any has finished (learned after that).
+    expected_polls: float = 1.0
 
     @property
     def per_second(self) -> float:
@@ -117,7 +120,7 @@ class _Bucket:
 
     @classmethod
     def new(cls, limit: Limit, now: float) -> _Bucket:
-        return cls(float(limit.burst), now, 0.0, now, _INITIAL_POLLS_PER_JOB, 0)
+        return cls(float(limit.burst), now, 0.0, now, limit.expected_polls, 0)
 
     def refill(self, limit: Limit, now: float) -> None:
         if now > self.updated:

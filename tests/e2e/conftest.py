@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,9 +91,9 @@ class Local:
         self.client("s3").put_object(Bucket=self.ready["input_bucket"], Key=key, Body=body)
 
 
-@pytest.fixture(scope="session")
-def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
-    workdir = tmp_path_factory.mktemp("local")
+@contextmanager
+def running_local(workdir: Path, *arguments: str) -> Iterator[Local]:
+    """`backdrop local` as a separate process on free loopback ports, until the block ends."""
     ready_file = workdir / "ready.json"
     events_file = workdir / "events.jsonl"
     command = [
@@ -100,11 +101,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
         "--port", "0",
         "--ready-file", str(ready_file),
         "--events-file", str(events_file),
-        # Short waits so the suite stays fast; five polls before a job times out.
-        "--param", "PollFirstWaitSeconds=1",
-        "--param", "PollIntervalSeconds=1",
-        "--param", "PollMaxAttempts=5",
-        "--emulate", "processing_seconds=1",
+        *arguments,
     ]  # fmt: skip
     log = (workdir / "local.log").open("w")
     process = subprocess.Popen(
@@ -130,9 +127,23 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
         log.close()
 
 
+@pytest.fixture(scope="session")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
+    # Short waits so the suite stays fast; five polls before a job times out.
+    with running_local(
+        tmp_path_factory.mktemp("local"),
+        "--param", "PollFirstWaitSeconds=1",
+        "--param", "PollIntervalSeconds=1",
+        "--param", "PollMaxAttempts=5",
+        "--emulate", "processing_seconds=1",
+    ) as stack:  # fmt: skip
+        yield stack
+
+
 @pytest.fixture
 def stack(local: Local) -> Local:
     """The shared stack with the emulator back to a clean state for each test."""
+    local.emulator("settings", {"honour_prefer_wait": True})  # some tests turn it off
     local.emulator("reset")
     return local
 

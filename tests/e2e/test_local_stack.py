@@ -67,6 +67,8 @@ def test_5xx_answers_are_retried(stack: Local) -> None:
 
 
 def test_a_stuck_job_fails_as_a_timeout(stack: Local) -> None:
+    # A gateway that does not hold submits: the job is polled, and the polls say stuck.
+    stack.emulator("settings", {"honour_prefer_wait": False})
     stack.emulator("script", {"picsart_poll": ["stuck"]})
 
     job = stack.wait_for_job(stack.generate(image_url=_public_url(stack)), timeout=90)
@@ -77,6 +79,7 @@ def test_a_stuck_job_fails_as_a_timeout(stack: Local) -> None:
 
 
 def test_an_error_status_fails_the_job(stack: Local) -> None:
+    stack.emulator("settings", {"honour_prefer_wait": False})
     stack.emulator("script", {"picsart_poll": ["error"]})
 
     job_id = stack.generate(image_url=_public_url(stack))

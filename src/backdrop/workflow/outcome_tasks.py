@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.metrics import Metrics, MetricUnit
-
-from backdrop import outcomes
+from backdrop import outcomes, telemetry
 from backdrop.workflow.deps import Deps
 from backdrop.workflow.failures import error_from_failure
 from backdrop.workflow.messages import Failure, MarkFailedInput, TaskInput
-
-# Jobs ended, by outcome, as CloudWatch metrics (namespace POWERTOOLS_METRICS_NAMESPACE).
-metrics = Metrics()
 
 
 def mark_failed(task: MarkFailedInput, deps: Deps) -> Failure:
@@ -23,5 +18,4 @@ def mark_failed(task: MarkFailedInput, deps: Deps) -> Failure:
 def publish(task: TaskInput, deps: Deps) -> None:
     job = deps.jobs.get(task.job_id)
     outcomes.announce(job, deps.settings)
-    metrics.add_metric(name=f"Jobs{job.status.value.title()}", unit=MetricUnit.Count, value=1)
-    metrics.flush_metrics()
+    telemetry.emit(f"Jobs{job.status.value.title()}", 1)

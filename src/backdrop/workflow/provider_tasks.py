@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from backdrop import storage
+from backdrop import storage, telemetry
 from backdrop.domain import (
     MAX_IMAGE_URL_LENGTH,
     MAX_SEED,
@@ -43,6 +43,8 @@ def _limit(spec: ProviderSpec) -> Limit:
         per_minute=settings.requests_per_minute,
         burst=settings.burst,
         polled=spec.mode is Mode.ASYNC,
+        # A provider asked to hold submits answers most jobs there: few polls to expect.
+        expected_polls=0.0 if settings.submit_wait_seconds else 1.0,
     )
 
 
@@ -73,15 +75,31 @@ def submit(task: StepInput, deps: Deps) -> Step:
         submitted = client.submit(_request(job), wait_seconds=spec.settings().submit_wait_seconds)
     except errors.ProviderThrottled as exc:
         # Not accepted, so not paid: the whole provider pauses, this job keeps its turn.
-        pause = deps.governor.pause(job.provider, _limit(spec), exc.retry_after)
+        pause = _throttled(deps, job.provider, spec, exc)
         return Step(status="queued", wait_seconds=_seconds(pause), turn=True)
     finally:
         _observe(client, job.provider, spec, deps)
     deps.jobs.mark_running(job.id, submitted.provider_job_id, submitted.urls)
     logger.info("job submitted", extra={"provider_job_id": submitted.provider_job_id})
     if submitted.urls:
-        deps.governor.record_job(job.provider, _limit(spec), time.time() - started, polls=0)
+        elapsed = time.time() - started
+        deps.governor.record_job(job.provider, _limit(spec), elapsed, polls=0)
+        telemetry.emit("PollsPerJob", 0, provider=job.provider)
+        telemetry.emit("ProviderSeconds", elapsed, "Seconds", provider=job.provider)
     return _accepted(submitted.provider_job_id, submitted.urls, deps, job.provider, started)
+
+
+def _throttled(
+    deps: Deps, provider: str, spec: ProviderSpec, exc: errors.ProviderThrottled
+) -> float:
+    """A 429: the provider's whole bucket pauses until its reset time; returns the pause."""
+    telemetry.emit("ProviderThrottled", 1, provider=provider)
+    return deps.governor.pause(provider, _limit(spec), exc.retry_after)
+
+
+def _waited(provider: str, seconds: int) -> int:
+    telemetry.emit("RateLimitWaitSeconds", seconds, "Seconds", provider=provider)
+    return seconds
 
 
 def _observe(client: object, provider: str, spec: ProviderSpec, deps: Deps) -> None:
@@ -128,11 +146,14 @@ def _turn(step: Step, job: Job, spec: ProviderSpec, deps: Deps, *, count: int) -
                 provider=job.provider,
             ) from None
         if turn.wait > 0:
-            return Step(status="queued", wait_seconds=_seconds(turn.wait), turn=turn.reserved)
+            wait = _waited(job.provider, _seconds(turn.wait))
+            return Step(status="queued", wait_seconds=wait, turn=turn.reserved)
     grant = deps.governor.take_new(job.provider, limit, count)
     if grant.granted == 0:
         # Its turn came but no token: polls of accepted jobs went first. It keeps its turn.
-        return Step(status="queued", wait_seconds=_seconds(grant.wait), turn=True)
+        return Step(
+            status="queued", wait_seconds=_waited(job.provider, _seconds(grant.wait)), turn=True
+        )
     return grant.granted
 
 
@@ -177,7 +198,8 @@ def poll(task: StepInput, deps: Deps) -> Step:
         if grant.wait > 0:
             # The token is ours (or the provider is paused): wait, then poll without asking.
             token = grant.granted > 0
-            return step.model_copy(update={"wait_seconds": _seconds(grant.wait), "token": token})
+            wait = _waited(provider, _seconds(grant.wait))
+            return step.model_copy(update={"wait_seconds": wait, "token": token})
 
     from backdrop.providers.clients import async_client
 
@@ -185,7 +207,7 @@ def poll(task: StepInput, deps: Deps) -> Step:
     try:
         outcome = client.poll(step.provider_job_id)
     except errors.ProviderThrottled as exc:
-        pause = deps.governor.pause(provider, limit, exc.retry_after)
+        pause = _throttled(deps, provider, spec, exc)
         return step.model_copy(update={"wait_seconds": _seconds(pause), "token": False})
     finally:
         _observe(client, provider, spec, deps)
@@ -193,6 +215,8 @@ def poll(task: StepInput, deps: Deps) -> Step:
     elapsed = time.time() - (step.submitted_at or time.time())
     if outcome.status == "done":
         deps.governor.record_job(provider, limit, elapsed, polls=attempt)
+        telemetry.emit("PollsPerJob", attempt, provider=provider)
+        telemetry.emit("ProviderSeconds", elapsed, "Seconds", provider=provider)
         return Step(
             status="done",
             provider_job_id=step.provider_job_id,
@@ -281,7 +305,7 @@ def generate(task: StepInput, deps: Deps) -> Step:
             list(pool.map(make, now))
         except errors.ProviderThrottled as exc:
             # Images stored so far stay; the rest wait for the provider, in a new turn.
-            pause = deps.governor.pause(job.provider, _limit(spec), exc.retry_after)
+            pause = _throttled(deps, job.provider, spec, exc)
             return Step(status="queued", wait_seconds=_seconds(pause))
     if len(now) < len(missing):
         # The rest in the same turn, as the next tokens come (about one per 1/rate s).
