@@ -4,22 +4,30 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LOCK := dependencies/requirements.txt
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
+INSTALLED := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
+# What the local stack needs (the demo): the pinned runtime dependencies and the `local` extra.
+LOCAL_STAMP := $(INSTALLED)-local
+# Everything: the development tools on top (tests, linters).
+STAMP := $(INSTALLED)-dev
 # What the Lambda runtime already has: never pinned or packaged.
 RUNTIME_PROVIDED := boto3 botocore s3transfer jmespath python-dateutil six urllib3
 
-.PHONY: dev test lint format demo local emulator openapi pr build lock clean
+.PHONY: dev test lint format demo local emulator openapi pr build deploy delete package lock clean
 
-$(STAMP):
+$(LOCAL_STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "backdrop needs Python >= 3.11 (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The functions' pinned dependencies first, exactly as the layer has them; then the rest.
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(LOCK)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	rm -f $(VENV)/.installed-* && touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[local]'
+	rm -f $(VENV)/.installed-* && touch $(LOCAL_STAMP)
 
-dev: $(STAMP)  ## set up the virtual environment
+$(STAMP): $(LOCAL_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+dev: $(STAMP)  ## set up the virtual environment (everything: the local stack, tests, linters)
 
 test: $(STAMP)  ## the whole suite: unit, integration (moto) and end to end (local stack)
 	$(BIN)/pytest
@@ -34,13 +42,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-demo: $(STAMP)  ## run the local stack, generate backgrounds for the sample images
+demo: $(LOCAL_STAMP)  ## run the local stack, generate backgrounds for the sample images
 	$(BIN)/backdrop demo
 
-local: $(STAMP)  ## run the local stack until Ctrl-C
+local: $(LOCAL_STAMP)  ## run the local stack until Ctrl-C
 	$(BIN)/backdrop local
 
-openapi: $(STAMP)  ## rewrite openapi.json from the code (a test fails when they differ)
+openapi: $(LOCAL_STAMP)  ## rewrite openapi.json from the code (a test fails when they differ)
 	$(BIN)/backdrop openapi > openapi.json
 
 pr: lint test
@@ -53,9 +61,32 @@ lock: $(STAMP)  ## re-pin the functions' dependencies (after changing pyproject.
 # `sam build` needs the runtime's Python (3.13) on PATH; SAM CLI lives in its own venv so
 # its pins never meet ours.
 SAM_VENV := .venv-sam
-build:
-	test -x $(SAM_VENV)/bin/sam || ($(PYTHON) -m venv $(SAM_VENV) && $(SAM_VENV)/bin/pip install --quiet aws-sam-cli)
-	PATH="$(dir $(shell command -v python3.13 || pyenv which python3.13 2>/dev/null)):$$PATH" $(SAM_VENV)/bin/sam build
+SAM := $(SAM_VENV)/bin/sam
+# samconfig.toml's environment: default (stack backdrop) or dev (stack backdrop-dev).
+ENV ?= default
+# `make package BUCKET=my-artifacts`: that bucket; without it, SAM's managed bucket.
+BUCKET ?=
+# The AWS region; empty: your AWS configuration's (AWS_DEFAULT_REGION, the profile's).
+REGION ?=
+SAM_REGION := $(if $(REGION),--region $(REGION))
+
+$(SAM):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
+
+build: $(SAM)  ## sam build: the functions and their dependencies layer into .aws-sam/
+	PATH="$(dir $(shell command -v python3.13 || pyenv which python3.13 2>/dev/null)):$$PATH" $(SAM) build
+
+deploy: build  ## build, then deploy samconfig.toml's ENV (default: stack backdrop; ENV=dev: backdrop-dev)
+	$(SAM) deploy --config-env $(ENV) $(SAM_REGION)
+
+delete: $(SAM)  ## delete ENV's stack (asks first; the buckets must be empty)
+	$(SAM) delete --config-env $(ENV) $(SAM_REGION)
+
+package: build  ## packaged.yaml: the built template with code in S3, deployable without building
+	$(SAM) package --config-env $(ENV) $(SAM_REGION) --output-template-file packaged.yaml \
+		$(if $(BUCKET),--s3-bucket $(BUCKET),--resolve-s3)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-output
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-output \
+		backdrop-results packaged.yaml

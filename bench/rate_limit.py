@@ -20,6 +20,9 @@ import json
 import statistics
 import sys
 import time
+from typing import Any
+
+import httpx
 
 from backdrop_local import burst
 from backdrop_local.emulator import EmulatorSettings
@@ -45,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", action="store_true", help="5%% each of five faults")
     parser.add_argument("--poll-first", default="8", help="PollFirstWaitSeconds")
     parser.add_argument("--poll-interval", default="3", help="PollIntervalSeconds")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="drops one after another on the same stack"
+    )
     parser.add_argument("--timeout", type=float, default=3600)
     args = parser.parse_args(argv)
 
@@ -68,17 +74,34 @@ def main(argv: list[str] | None = None) -> int:
     stack = LocalStack(options)
     try:
         ready = stack.start()
-        began = time.monotonic()
-        dropped = burst.drop(
-            ready, count=args.images, duplicates=0, metadata={"count": "1", "provider": "picsart"}
-        )
-        burst.wait(ready, dropped, timeout=args.timeout)
-        figures = burst.figures(ready, dropped, time.monotonic() - began)
-        transitions = burst.transitions(ready, dropped)
+        for round_number in range(1, args.rounds + 1):
+            # Each round starts with the emulator's figures and window at zero; the governor
+            # keeps what it learned (the poll share, recent job times), as a live stack does.
+            httpx.post(f"{ready['emulator_url']}/_emulator/reset").raise_for_status()
+            report(args, *one_round(ready, args.images, args.timeout), round_number)
     finally:
         stack.stop()
+    return 0
+
+
+def one_round(
+    ready: dict[str, Any], images: int, timeout: float
+) -> tuple[burst.Figures, list[int]]:
+    began = time.monotonic()
+    dropped = burst.drop(
+        ready, count=images, duplicates=0, metadata={"count": "1", "provider": "picsart"}
+    )
+    burst.wait(ready, dropped, timeout=timeout)
+    figures = burst.figures(ready, dropped, time.monotonic() - began)
+    return figures, burst.transitions(ready, dropped)
+
+
+def report(
+    args: argparse.Namespace, figures: burst.Figures, transitions: list[int], round_number: int
+) -> None:
     bound = figures.requests / args.rate * 60
-    report = dataclasses.asdict(figures) | {
+    printed = dataclasses.asdict(figures) | {
+        "round": round_number,
         "images": args.images,
         "rate_per_minute": args.rate,
         "processing_seconds": args.processing,
@@ -92,8 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "transitions_per_job": round(statistics.mean(transitions), 1) if transitions else None,
         "transitions_max": max(transitions, default=None),
     }
-    print(json.dumps(report, indent=2))
-    return 0
+    print(json.dumps(printed, indent=2), flush=True)
 
 
 if __name__ == "__main__":

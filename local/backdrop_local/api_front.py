@@ -1,5 +1,7 @@
 """An HTTP front for the API function: what API Gateway does for a REST API with
-`ApiKeyRequired`, on loopback. Requests become REST proxy events; answers go back as HTTP."""
+`ApiKeyRequired`, on loopback. Requests become REST proxy events; answers go back as HTTP.
+API keys are the local AWS's (moto's API Gateway): every enabled key of the front's usage
+plan is accepted, and the function is told its id, as API Gateway does."""
 
 from __future__ import annotations
 
@@ -21,6 +23,10 @@ Invoke = Callable[[str, dict[str, Any]], dict[str, Any]]  # (function, event) ->
 # API Gateway's own limit on a request payload, and Lambda's on a synchronous invocation.
 MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_EVENT_BYTES = 6 * 1024 * 1024
+# How long the keys read from the local AWS are trusted: a key disabled or taken off the
+# plan is refused after at most this long. An unknown key is looked up again at once, so a
+# key just added works on its first request.
+KEYS_CACHE_SECONDS = 2.0
 # What API Gateway answers for each of its own refusals before a template overrides it.
 DEFAULT_STATUS = {
     "INVALID_API_KEY": 403,
@@ -98,13 +104,68 @@ class Gateway:
         return Response(body, status=status, content_type="application/json")
 
 
+class ApiKeys:
+    """The keys API Gateway would accept: the enabled keys of one usage plan, read from the
+    local AWS (an `apigateway` client), so keys added there with boto3 or the aws CLI
+    (`create-api-key --enabled`, `create-usage-plan-key`) work as they would on AWS."""
+
+    def __init__(
+        self,
+        client: Any,
+        usage_plan_id: str,
+        *,
+        cache_seconds: float = KEYS_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self.usage_plan_id = usage_plan_id
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._ids: dict[str, str] = {}  # key value -> key id
+        self._read_at: float | None = None
+
+    @classmethod
+    def provision(cls, client: Any, *, name: str, value: str) -> tuple[ApiKeys, str]:
+        """A usage plan with one enabled key of this value, as the deployed stack has (SAM
+        makes them from the Api's Auth.UsagePlan); the keys and the key's id."""
+        plan = client.create_usage_plan(name=name, description="backdrop local: API keys")
+        key = client.create_api_key(name=name, value=value, enabled=True)
+        client.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+        return cls(client, plan["id"]), str(key["id"])
+
+    def key_id(self, value: str | None) -> str | None:
+        """The id of the key with this value, if the front is to accept it."""
+        if not value:
+            return None
+        with self._lock:
+            now = self._clock()
+            stale = self._read_at is None or now - self._read_at > self._cache_seconds
+            if stale or value not in self._ids:
+                self._ids, self._read_at = self._read(), now
+            return self._ids.get(value)
+
+    def _read(self) -> dict[str, str]:
+        plan_keys = self._client.get_paginator("get_usage_plan_keys").paginate(
+            usagePlanId=self.usage_plan_id
+        )
+        on_plan = {item["id"] for page in plan_keys for item in page.get("items", [])}
+        keys = self._client.get_paginator("get_api_keys").paginate(includeValues=True)
+        return {
+            item["value"]: item["id"]
+            for page in keys
+            for item in page.get("items", [])
+            if item["id"] in on_plan and item.get("enabled") and item.get("value")
+        }
+
+
 class ApiFront:
     def __init__(
-        self, *, gateway: Gateway, invoke: Invoke, api_key: str, host: str, port: int
+        self, *, gateway: Gateway, invoke: Invoke, keys: ApiKeys, host: str, port: int
     ) -> None:
         self._gateway = gateway
         self._invoke = invoke
-        self._api_key = api_key
+        self._keys = keys
         self._host = host
         self._server = make_server(host, port, self._app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -133,11 +194,14 @@ class ApiFront:
         if match is None:
             return self._gateway.error("MISSING_AUTHENTICATION_TOKEN", request_id)
         route, path_parameters = match
-        if route.api_key_required and request.headers.get("x-api-key") != self._api_key:
-            return self._gateway.error("INVALID_API_KEY", request_id)
+        key_id = None
+        if route.api_key_required:
+            key_id = self._keys.key_id(request.headers.get("x-api-key"))
+            if key_id is None:
+                return self._gateway.error("INVALID_API_KEY", request_id)
         if (request.content_length or 0) > MAX_BODY_BYTES:
             return self._gateway.error("REQUEST_TOO_LARGE", request_id)
-        event = self._event(request, route, path_parameters, request_id)
+        event = self._event(request, route, path_parameters, request_id, key_id)
         if len(json.dumps(event)) > MAX_EVENT_BYTES:
             # Lambda refuses the invocation; API Gateway answers for it.
             return self._gateway.error("REQUEST_TOO_LARGE", request_id)
@@ -155,7 +219,12 @@ class ApiFront:
         return None
 
     def _event(
-        self, request: Request, route: Route, path_parameters: dict[str, str], request_id: str
+        self,
+        request: Request,
+        route: Route,
+        path_parameters: dict[str, str],
+        request_id: str,
+        key_id: str | None,
     ) -> dict[str, Any]:
         body = request.get_data()
         text_body: str | None
@@ -197,8 +266,8 @@ class ApiFront:
                 "identity": {
                     "sourceIp": request.remote_addr,
                     "userAgent": request.user_agent.string,
-                    "apiKey": self._api_key if route.api_key_required else None,
-                    "apiKeyId": "local-key" if route.api_key_required else None,
+                    "apiKey": request.headers.get("x-api-key") if key_id else None,
+                    "apiKeyId": key_id,
                 },
             },
             "body": text_body,

@@ -151,11 +151,15 @@ def main(argv: list[str] | None = None) -> int:
         "printing each file's path. Exit codes: 0 every job succeeded, 1 a job failed, "
         "2 bad usage or a request the API refused, 3 the API cannot be reached.",
     )
-    generate.add_argument("photos", nargs="+", metavar="PHOTO", help="a JPEG, PNG or WEBP file")
+    generate.add_argument(
+        "photos", nargs="+", metavar="PHOTO", help="a JPEG, PNG or WEBP file, or an http(s) URL"
+    )
     generate.add_argument("--prompt", help="what the new background shows")
     generate.add_argument("--count", type=_positive, help="images per photo (1..10)")
     generate.add_argument("--provider", help="picsart or photoroom (default: the stack's)")
-    generate.add_argument("--format", type=str.upper, choices=["JPG", "PNG", "WEBP"])
+    generate.add_argument(
+        "--format", type=str.upper, choices=["JPG", "PNG", "WEBP"], help="of the results"
+    )
     generate.add_argument(
         "--out", default="backdrop-results", help="results go to OUT/<job id>/ (%(default)s)"
     )

@@ -23,7 +23,7 @@ from moto.server import ThreadedMotoServer
 from backdrop import aws
 from backdrop.providers import registry
 from backdrop_local import eventbridge, lambdas, s3_events
-from backdrop_local.api_front import ApiFront, Gateway
+from backdrop_local.api_front import ApiFront, ApiKeys, Gateway
 from backdrop_local.cloud import REGION, EventSource, LocalCloud, provision
 from backdrop_local.emulator import EmulatorSettings, ProviderEmulator
 from backdrop_local.pollers import (
@@ -37,7 +37,13 @@ from backdrop_local.pollers import (
 from backdrop_local.template import Template
 
 # Quiet, local-friendly defaults; anything here can be overridden with --param.
-LOCAL_PARAMETERS = {"PollFirstWaitSeconds": "2", "PollIntervalSeconds": "1"}
+LOCAL_PARAMETERS = {
+    "PollFirstWaitSeconds": "2",
+    "PollIntervalSeconds": "1",
+    # The emulator serves result files over http on loopback, and the local AWS's presigned
+    # URLs (image_url) are loopback too: only this stack lets the fetch guards allow them.
+    "AllowLoopbackFetch": "true",
+}
 
 
 @dataclass
@@ -63,6 +69,7 @@ class LocalStack:
         self.cloud: LocalCloud | None = None
         self.emulator: ProviderEmulator | None = None
         self.ready: dict[str, Any] = {}
+        self._keys: dict[str, str] = {}  # the API front's: usage_plan_id, api_key_id
 
     def _echo(self, line: str) -> None:
         if self.options.echo:
@@ -159,6 +166,8 @@ class LocalStack:
         self.ready = {
             "api_url": front.url if front else None,
             "api_key": self.api_key,
+            # More keys: create an enabled API key on the local AWS, add it to this plan.
+            **self._keys,
             "aws_endpoint_url": endpoint,
             "region": REGION,
             "input_bucket": cloud.input_bucket,
@@ -179,10 +188,17 @@ class LocalStack:
         """API Gateway's part: one REST API, routing to the functions with Api events."""
         if not cloud.api_events:
             return None
+        if not 20 <= len(self.api_key) <= 128:
+            raise SystemExit("--api-key: API Gateway takes keys of 20 to 128 characters")
+        # The usage plan and key SAM makes for the Api's Auth.UsagePlan, on the local AWS.
+        keys, key_id = ApiKeys.provision(
+            aws.client("apigateway"), name="backdrop-local", value=self.api_key
+        )
+        self._keys = {"usage_plan_id": keys.usage_plan_id, "api_key_id": key_id}
         front = ApiFront(
             gateway=Gateway.from_template(cloud.rest_api, cloud.api_events),
             invoke=lambda function, event: self._invoke(function, event)[0],
-            api_key=self.api_key,
+            keys=keys,
             host=self.options.host,
             port=self.options.api_port,
         )

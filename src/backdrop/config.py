@@ -61,6 +61,11 @@ class Settings(BaseModel):
     upload_url_seconds: int = Field(default=900, ge=60, le=604800)
     # Lifetime of the result URLs the API hands out; SigV4 allows at most 7 days.
     result_url_expiry_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    # Fetch guards (fetch_guard.py): the most bytes one downloaded result may have, and
+    # whether loopback may be fetched (and given as an image URL). Only the local stack
+    # allows loopback, for its provider emulator; link-local and metadata never.
+    result_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1, le=1024 * 1024 * 1024)
+    allow_loopback_fetch: bool = False
     # JSON object: preset name -> InboxPreset. Parsed here, so a bad preset fails the cold start.
     inbox_presets: Annotated[
         Json[dict[PresetName, InboxPreset]], AfterValidator(_known_presets)

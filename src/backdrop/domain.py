@@ -3,6 +3,7 @@ Everything else imports from here; this module imports nothing of ours."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -12,6 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 # Who asked for a job: the HTTPS API or an image dropped under inbox/.
 Trigger = Literal["api", "inbox"]
+# Whose a job is. A key reads and lists only its own jobs and the stack's (jobs.py):
+# "key:<API key id>" for a job an API key asked for (the id API Gateway passes the function,
+# never the key itself), STACK_OWNER for work the stack started on its own (inbox images;
+# any later way in that no API key asks for). The prefix keeps the two apart whatever a key
+# id looks like; neither may hold "#", which separates parts of the listing keys.
+STACK_OWNER = "stack"
+API_KEY_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+OWNER_PATTERN = r"^(stack|key:[A-Za-z0-9_-]{1,128})$"
+Owner = Annotated[str, StringConstraints(pattern=OWNER_PATTERN)]
 # A provider is named by its registry entry (providers/registry.py); the record only
 # needs a well-formed name, so a provider added later reads back like any other.
 ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
@@ -37,6 +47,13 @@ Metadata = dict[
     Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")],
     Annotated[str, StringConstraints(max_length=256)],
 ]
+
+
+def key_owner(api_key_id: str) -> str:
+    """The owner of the jobs an API key asks for, by the key's id."""
+    if not re.fullmatch(API_KEY_ID_PATTERN, api_key_id):
+        raise ValueError(f"not an API key id: {api_key_id!r}")
+    return f"key:{api_key_id}"
 
 
 class JobStatus(StrEnum):
@@ -157,6 +174,16 @@ class NewJob:
     source: ImageSource
     options: GenerationOptions
     metadata: dict[str, str] = field(default_factory=dict)
+    # Whose it is (OWNER_PATTERN). Only the stack's own work may leave it to the default:
+    # an API job always belongs to the key that asked, so a forgotten owner fails here
+    # rather than showing the job to every key.
+    owner: str = STACK_OWNER
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(OWNER_PATTERN, self.owner):
+            raise ValueError(f"not an owner: {self.owner!r}")
+        if self.trigger == "api" and self.owner == STACK_OWNER:
+            raise ValueError("an API job belongs to the API key that asked for it")
 
 
 class Job(BaseModel):
@@ -171,9 +198,23 @@ class Job(BaseModel):
     provider_job_id: str | None = None
     # A provider's own result URLs when it answered them at submit (internal: they expire).
     provider_urls: list[str] = Field(default_factory=list)
+    # Set just before a paid submit is sent, cleared when the provider surely did not take
+    # it: found set on a job with no provider id, the submit may have been paid for.
+    submitting_since: datetime | None = None
     results: list[ResultImage] = Field(default_factory=list)
     error: JobError | None = None
     metadata: Metadata = Field(default_factory=dict)
+    # None only on records made before owners were recorded (see `readable_by`).
+    owner: Owner | None = None
     created_at: datetime
     updated_at: datetime
     expires_at: int
+
+    def readable_by(self, owner: str) -> bool:
+        """Whether `owner` may read this job: its own jobs, and the stack's. A record from
+        before owners were recorded is the stack's if the inbox made it; an API job's key
+        was never recorded, so no key may read it."""
+        recorded = self.owner
+        if recorded is None and self.trigger != "api":
+            recorded = STACK_OWNER
+        return recorded is not None and recorded in (owner, STACK_OWNER)

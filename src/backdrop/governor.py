@@ -35,15 +35,16 @@ from backdrop import aws
 from backdrop.observability import logger
 
 # A job's polls, learned per provider: the share of the limit new work leaves them. Polls
-# take precedence over new work at the bucket whatever the share, so it may fall to nothing
-# for a provider whose jobs are seldom polled.
-_POLL_SHARE_BOUNDS = (0.0, 0.8)
+# take precedence over new work at the bucket whatever the share; the least share (5 %) is
+# headroom for retried calls and rounding, so new work seldom finds its turn without a token.
+_POLL_SHARE_BOUNDS = (0.05, 0.8)
 _SMOOTHING = 0.1  # weight of one finished job in the running average of polls per job
 _RECENT = 40  # job durations kept per provider, for the poll schedule
 # A provider's reset time is trusted within these bounds (seconds); anything else is clamped.
 _PAUSE_BOUNDS = (1.0, 300.0)
 _DEFAULT_PAUSE = 5.0  # a 429 that says nothing about when to come back
-_WRITE_ATTEMPTS = 6
+_WRITE_ATTEMPTS = 10
+_COLLISION_BACKOFF = 0.01  # seconds, times the attempt, jittered: writers spread out
 _BUSY_WAIT = (1.0, 3.0)  # the table is busy: come back after a jittered second or two
 T = TypeVar("T")
 _THROTTLED_CODES = {
@@ -247,7 +248,9 @@ class Governor:
     def _update(self, provider: str, limit: Limit, change: Callable[[_Bucket, float], T]) -> T:
         """Read the bucket, apply `change`, write it back if nobody else did meanwhile.
         Raises _Busy when that does not succeed in a few tries, or DynamoDB throttles."""
-        for _ in range(_WRITE_ATTEMPTS):
+        for attempt in range(_WRITE_ATTEMPTS):
+            if attempt:  # another writer won: step aside a few milliseconds, not seconds
+                time.sleep(random.uniform(0, _COLLISION_BACKOFF * attempt))
             now = self._clock()
             try:
                 bucket, expected = self._read(provider, limit, now)

@@ -16,22 +16,31 @@ from botocore.exceptions import ClientError
 
 from backdrop import aws
 from backdrop.config import Settings
-from backdrop.domain import Job, JobError, JobStatus, NewJob, ResultImage
+from backdrop.domain import STACK_OWNER, Job, JobError, JobStatus, NewJob, ResultImage
 
-# Listing: two global secondary indexes on the jobs table (template.yaml), both sorted by
-# LIST_KEY. Every job carries the constant LIST_PARTITION, so one index holds all jobs in
-# creation order; the other is partitioned by status, which the transitions already keep
-# current. LIST_KEY never changes after create, so no transition has to maintain it.
+# Listing: two global secondary indexes on the jobs table (template.yaml), each keeping
+# every owner's jobs (domain.Owner) apart and in creation order, so what a key may list (its
+# own jobs and the stack's) is one Query per owner, merged: never a scan, never a filter.
+#   by-created: partitioned by owner (LIST_PARTITION), sorted by LIST_KEY.
+#   by-status:  partitioned by status, sorted by LIST_KEY; one owner's jobs are one
+#               contiguous range of it, as LIST_KEY starts with the owner.
+# LIST_KEY is "<owner>#<position>", a position being the creation time and the job id
+# (`position`). Neither attribute changes after create, so no transition maintains them
+# (by-status follows `status`, which every transition sets anyway). The attribute names are
+# from before owners, when every job shared the partition "job" and LIST_KEY was the bare
+# position: the indexes kept their keys, so owners needed no index rebuilt. Records from
+# then are in no owner's partition or range: no listing shows them.
 BY_CREATED_INDEX = "by-created"
 BY_STATUS_INDEX = "by-status"
-LIST_PARTITION = ("kind", "job")
+LIST_PARTITION = "kind"
 LIST_KEY = "created_key"
 # Fixed width (always microseconds, always UTC), so text order is time order; the id
-# breaks ties and makes every key unique, so a key is an exact position in a listing.
-LIST_KEY_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z#[0-9a-f]{32}$"
+# breaks ties and makes every position unique, so a position is an exact place in any
+# listing, whichever owners' jobs it merges.
+POSITION_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z#[0-9a-f]{32}$"
 
 
-def list_key(created_at: datetime, job_id: str) -> str:
+def position(created_at: datetime, job_id: str) -> str:
     return f"{created_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{job_id}"
 
 
@@ -44,7 +53,7 @@ class JobPage:
 
 
 class JobNotFound(Exception):
-    """No job has this id."""
+    """No job has this id (or none the one asking may read: the same answer)."""
 
 
 class JobConflict(Exception):
@@ -84,7 +93,7 @@ class JobStore:
             updated_at=now,
             expires_at=int((now + self._ttl).timestamp()),
         )
-        listing = {LIST_PARTITION[0]: LIST_PARTITION[1], LIST_KEY: list_key(now, job_id)}
+        listing = {LIST_PARTITION: new.owner, LIST_KEY: f"{new.owner}#{position(now, job_id)}"}
         try:
             aws.client("dynamodb").put_item(
                 TableName=self._table_name,
@@ -105,42 +114,82 @@ class JobStore:
             raise JobNotFound(job_id)
         return Job.model_validate(_from_item(answer["Item"]))
 
-    def list_page(self, *, status: JobStatus | None, limit: int, after: str | None) -> JobPage:
-        """Up to `limit` jobs newest first, optionally of one status, created before the
-        position `after` (a LIST_KEY from a previous page). A Query on an index keyed by
-        exactly what is asked needs no FilterExpression, so no page comes back short."""
-        partition = LIST_PARTITION if status is None else ("status", status.value)
-        names = {"#p": partition[0]}
-        values = {":p": {"S": partition[1]}}
-        condition = "#p = :p"
-        if after is not None:
-            names["#k"] = LIST_KEY
-            values[":after"] = {"S": after}
-            condition += " AND #k < :after"
-        items: list[dict[str, Any]] = []
+    def get_for(self, job_id: str, reader: str) -> Job:
+        """The job, if `reader` (an owner) may read it (Job.readable_by); JobNotFound
+        otherwise, exactly as for an id no job has."""
+        job = self.get(job_id)
+        if not job.readable_by(reader):
+            raise JobNotFound(job_id)
+        return job
+
+    def list_page(
+        self, *, reader: str, status: JobStatus | None, limit: int, after: str | None
+    ) -> JobPage:
+        """Up to `limit` of the jobs `reader` may read (its own and the stack's) newest
+        first, optionally of one status, created before the position `after` (a `position`
+        from a previous page). Each owner's are read on an index keyed by exactly what is
+        asked, up to one more than the page, and merged: the newest `limit` of the two reads
+        are the newest `limit` of all, with no filter to leave a page short; the one more
+        tells whether another page exists, so the last never hands out a cursor to an empty
+        one. A position is a place in the merged order as much as in each owner's, so the
+        cursor needs no more."""
+        found: list[tuple[str, dict[str, Any]]] = []
+        for owner in sorted({reader, STACK_OWNER}):
+            found += self._newest(owner, status=status, count=limit + 1, after=after)
+        found.sort(key=lambda pair: pair[0], reverse=True)
+        page = found[:limit]
+        return JobPage(
+            jobs=[Job.model_validate(_from_item(item)) for _, item in page],
+            after=page[-1][0] if len(found) > limit else None,
+        )
+
+    def _newest(
+        self, owner: str, *, status: JobStatus | None, count: int, after: str | None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Up to `count` of one owner's jobs newest first (of one status, if given), created
+        before `after`, each with its position."""
+        prefix = f"{owner}#"
+        bound = None if after is None else prefix + after
+        if status is None:
+            # by-created: the partition is this owner's alone, in creation order.
+            index, partition = BY_CREATED_INDEX, (LIST_PARTITION, owner)
+            within = None if bound is None else "#k < :bound"
+        else:
+            # by-status: the partition holds every owner's jobs of the status, so the key
+            # condition names this owner's range. BETWEEN includes its upper end, `after`
+            # itself, which is skipped below: at most one item more is read.
+            index, partition = BY_STATUS_INDEX, ("status", status.value)
+            within = (
+                "begins_with(#k, :prefix)" if bound is None else "#k BETWEEN :prefix AND :bound"
+            )
+        condition = "#p = :p" if within is None else f"#p = :p AND {within}"
+        names = {"#p": partition[0]} | ({"#k": LIST_KEY} if within else {})
+        given = {":p": partition[1], ":prefix": prefix, ":bound": bound}
+        values = {k: {"S": v} for k, v in given.items() if v is not None and k in condition}
+        spare = 1 if status is not None and bound is not None else 0
+        found: list[tuple[str, dict[str, Any]]] = []
         start: dict[str, Any] | None = None
-        # One more than the page tells whether another page exists, so the last page
-        # never hands out a cursor to an empty one. Query may also stop early (1 MB).
-        while len(items) <= limit:
+        # Query may stop early (1 MB, or the one item skipped): read on until enough.
+        while len(found) < count:
             answer = aws.client("dynamodb").query(
                 TableName=self._table_name,
-                IndexName=BY_CREATED_INDEX if status is None else BY_STATUS_INDEX,
+                IndexName=index,
                 KeyConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ScanIndexForward=False,
-                Limit=limit + 1 - len(items),
+                Limit=count - len(found) + spare,
                 **({"ExclusiveStartKey": start} if start else {}),
             )
-            items += answer["Items"]
+            found += [
+                (item[LIST_KEY]["S"].removeprefix(prefix), item)
+                for item in answer["Items"]
+                if item[LIST_KEY]["S"] != bound
+            ]
             start = answer.get("LastEvaluatedKey")
             if start is None:
                 break
-        page = items[:limit]
-        return JobPage(
-            jobs=[Job.model_validate(_from_item(item)) for item in page],
-            after=page[-1][LIST_KEY]["S"] if len(items) > limit else None,
-        )
+        return found[:count]
 
     def mark_running(
         self, job_id: str, provider_job_id: str | None, provider_urls: tuple[str, ...] = ()
@@ -152,6 +201,40 @@ class JobStore:
             allowed_from=(JobStatus.QUEUED,),
             to=JobStatus.RUNNING,
             values={"provider_job_id": provider_job_id, "provider_urls": list(provider_urls)},
+        )
+
+    def mark_submitting(self, job_id: str) -> bool:
+        """Record that a paid submit is about to be sent. False if one already was, and its
+        outcome was never recorded (a crash between the provider's answer and the record):
+        the caller must not send another."""
+        try:
+            aws.client("dynamodb").update_item(
+                TableName=self._table_name,
+                Key={"id": {"S": job_id}},
+                UpdateExpression="SET #s = :now",
+                ConditionExpression=(
+                    "attribute_exists(id) AND #status = :queued AND attribute_not_exists(#s)"
+                ),
+                ExpressionAttributeNames={"#s": "submitting_since", "#status": "status"},
+                ExpressionAttributeValues={
+                    ":now": {"S": _now().isoformat()},
+                    ":queued": {"S": JobStatus.QUEUED.value},
+                },
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def clear_submitting(self, job_id: str) -> None:
+        """The provider surely did not take the submit (it refused it, or it never left):
+        another may be sent."""
+        aws.client("dynamodb").update_item(
+            TableName=self._table_name,
+            Key={"id": {"S": job_id}},
+            UpdateExpression="REMOVE #s",
+            ExpressionAttributeNames={"#s": "submitting_since"},
         )
 
     def mark_succeeded(self, job_id: str, results: list[ResultImage]) -> None:

@@ -18,6 +18,7 @@ from backdrop.config import Settings
 from backdrop.domain import (
     MAX_SEED,
     OUTPUT_SIZE_PATTERN,
+    STACK_OWNER,
     GenerationOptions,
     GuidanceSource,
     ImageFormat,
@@ -100,7 +101,9 @@ class Photo:
 @dataclass(frozen=True)
 class Ask:
     """What was asked for: the photo, option layers (most specific first; the stack's
-    defaults come last by themselves), an optional image prompt, and the caller's labels."""
+    defaults come last by themselves), an optional image prompt, the caller's labels, and
+    whose the job will be (domain.key_owner of the API key that asked; the stack's own
+    work, such as the inbox's, keeps the default)."""
 
     trigger: Trigger
     photo: Photo
@@ -109,6 +112,7 @@ class Ask:
     guidance_scale: float = 0.6
     metadata: dict[str, str] = field(default_factory=dict)
     job_id: str | None = None  # derived by the caller where the work identifies itself
+    owner: str = STACK_OWNER
 
 
 class PlanRefused(Refused):
@@ -141,6 +145,7 @@ def plan(ask: Ask, settings: Settings) -> NewJob:
         source=_unchecked(ask.photo, settings),
         options=GenerationOptions(prompt=settings.default_prompt, count=settings.default_count),
         metadata=ask.metadata,
+        owner=ask.owner,
     )
     try:
         spec, options = _options((*ask.layers, stack), guided=ask.guidance is not None)

@@ -216,3 +216,61 @@ def test_a_failed_start_is_answered_503_and_announced(
     (event,) = stack.published_events()
     assert event["detail-type"] == "Generation Failed"
     assert event["detail"]["job_id"] == job_id
+
+
+def test_a_submit_retried_after_a_crash_before_the_record_does_not_submit_again(
+    make_stack: Callable[..., Stack], picsart: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a job queued but not started (its start is left to this test) ...
+    stack = make_stack()
+    submit = picsart.post(f"{PICSART}/painting/replace-background").mock(return_value=submitted())
+    monkeypatch.setenv("STATE_MACHINE_ARN", stack.cloud.state_machine_arn + "-gone")
+    lambdas.reset()
+    _, body = _api(stack, load_event("api-create-generation"))
+    job_id = str(body["error"]["details"][0]["id"])  # failed to start: 503 with the job id
+    # ... made queued again, as a job whose Submit is about to run
+    boto3.client("dynamodb", region_name=REGION).update_item(
+        TableName=stack.cloud.jobs_table,
+        Key={"id": {"S": job_id}},
+        UpdateExpression="SET #s = :q REMOVE #e",
+        ExpressionAttributeNames={"#s": "status", "#e": "error"},
+        ExpressionAttributeValues={":q": {"S": "queued"}},
+    )
+    task = load_event("workflow-submit") | {"job_id": job_id}
+
+    # When the provider accepts the submit but the function dies before recording it ...
+    def crash(*_: object, **__: object) -> None:
+        raise RuntimeError("the function was killed")
+
+    original = JobStore.mark_running
+    monkeypatch.setattr(JobStore, "mark_running", crash)
+    _, error = stack.invoke("SubmitFunction", task)
+    assert error == "Unhandled"
+    assert submit.call_count == 1
+    monkeypatch.setattr(JobStore, "mark_running", original)
+
+    # ... and Step Functions runs Submit again (after its turn at the rate limit, if any)
+    payload, error = stack.invoke("SubmitFunction", task)
+    while error is None and payload["status"] == "queued":
+        time.sleep(payload["wait_seconds"])
+        payload, error = stack.invoke("SubmitFunction", task | {"step": payload})
+
+    # Then it is not sent again: the outcome of the first is unknown, and says so
+    assert error == "Unhandled"
+    assert payload["errorType"] == "ProviderOutcomeUnknown"
+    assert "not sent again" in payload["errorMessage"]
+    assert submit.call_count == 1
+
+
+def test_a_submit_the_provider_refused_may_be_sent_again(
+    stack: Stack, picsart: respx.MockRouter
+) -> None:
+    # A 503 is an answer: the provider did not take the job, so a retry may send it.
+    submit = picsart.post(f"{PICSART}/painting/replace-background").mock(
+        side_effect=[httpx.Response(503, json={"detail": "busy"}), submitted()]
+    )
+    picsart.get(f"{PICSART}/painting/inf-1").respond(200, json={"status": "processing"})
+    _, body = _api(stack, load_event("api-create-generation"))
+
+    _wait_for(lambda: submit.call_count == 2)
+    assert stack.job(str(body["id"]))["provider_job_id"] == "inf-1"

@@ -34,6 +34,9 @@ from tests.conftest import load_event
 from tests.integration.conftest import PICSART, PNG, Stack, done, submitted
 
 Maker = Callable[..., str]
+# The key of the sample events the Stack helpers send: the one whose jobs these tests list
+# (tests/integration/test_tenancy.py has the jobs of other keys).
+OWNER = "key:k1l2m3n4o5"
 
 
 @pytest.fixture
@@ -66,6 +69,7 @@ def make_job(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Maker:
                 provider="picsart",
                 source=source,
                 options=options or GenerationOptions(prompt="on a beach", count=1),
+                owner=OWNER if trigger == "api" else "stack",
             )
         )
         if status is not JobStatus.QUEUED:
@@ -291,6 +295,7 @@ def test_result_urls_download_the_stored_images(make_stack: Callable[..., Stack]
             provider="photoroom",
             source=ImageSource(url="https://images.example.com/mug.png"),
             options=GenerationOptions(prompt="p", count=2, format="PNG"),
+            owner=OWNER,
         )
     )
     store.mark_running(job_id, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import boto3
 import pytest
@@ -10,7 +11,16 @@ from moto import mock_aws
 
 from backdrop import aws
 from backdrop.config import Settings
-from backdrop.domain import GenerationOptions, ImageSource, JobError, JobStatus, NewJob, ResultImage
+from backdrop.domain import (
+    STACK_OWNER,
+    GenerationOptions,
+    ImageSource,
+    JobError,
+    JobStatus,
+    NewJob,
+    ResultImage,
+    key_owner,
+)
 from backdrop.jobs import JobConflict, JobNotFound, JobStore, new_job_id, source_job_id
 
 SETTINGS = Settings(
@@ -39,7 +49,10 @@ def store() -> Iterator[JobStore]:
         aws.reset()
 
 
-def _create(store: JobStore, job_id: str | None = None) -> str:
+OWNER = "key:k1l2m3n4o5"
+
+
+def _create(store: JobStore, job_id: str | None = None, owner: str = OWNER) -> str:
     job_id = job_id or new_job_id()
     store.create(
         NewJob(
@@ -48,9 +61,20 @@ def _create(store: JobStore, job_id: str | None = None) -> str:
             provider="picsart",
             source=ImageSource(url="https://example.com/a.png"),
             options=GenerationOptions(prompt="p", count=3, format="PNG"),
+            owner=owner,
         )
     )
     return job_id
+
+
+def _inbox_job(job_id: str | None = None) -> NewJob:
+    return NewJob(
+        id=job_id or new_job_id(),
+        trigger="inbox",
+        provider="picsart",
+        source=ImageSource(bucket="b", key="k"),
+        options=GenerationOptions(prompt="other"),
+    )
 
 
 def test_a_job_moves_forward_to_succeeded(store: JobStore) -> None:
@@ -71,15 +95,7 @@ def test_a_job_moves_forward_to_succeeded(store: JobStore) -> None:
 def test_creating_twice_returns_the_first_job(store: JobStore) -> None:
     job_id = _create(store)
     store.mark_running(job_id, "inf-1")
-    job, created = store.create(
-        NewJob(
-            id=job_id,
-            trigger="inbox",
-            provider="picsart",
-            source=ImageSource(bucket="b", key="k"),
-            options=GenerationOptions(prompt="other"),
-        )
-    )
+    job, created = store.create(_inbox_job(job_id))
     assert created is False
     assert job.status is JobStatus.RUNNING
     assert job.options.prompt == "p"
@@ -135,3 +151,62 @@ def test_source_job_id_depends_on_every_part() -> None:
     }
     assert base not in others
     assert len(others) == 3
+
+
+# ---- owners ------------------------------------------------------------------------------
+
+
+def test_a_job_records_its_owner_and_the_stacks_work_is_the_stacks(store: JobStore) -> None:
+    api_job = _create(store)
+    inbox_job, _ = store.create(_inbox_job())
+
+    assert store.get(api_job).owner == OWNER
+    assert inbox_job.owner == STACK_OWNER
+    assert store.get(inbox_job.id).owner == STACK_OWNER
+
+
+def test_an_api_job_cannot_be_left_without_its_key() -> None:
+    with pytest.raises(ValueError, match="belongs to the API key"):
+        NewJob(
+            id=new_job_id(),
+            trigger="api",
+            provider="picsart",
+            source=ImageSource(url="https://example.com/a.png"),
+            options=GenerationOptions(prompt="p"),
+        )
+    for bad in ("k1l2m3n4o5", "key:", "key:a#b", "Stack", "key:" + "a" * 129):
+        with pytest.raises(ValueError, match="not an owner"):
+            replace(_inbox_job(), owner=bad)
+
+
+def test_key_owner_takes_only_api_key_ids() -> None:
+    assert key_owner("k1l2m3n4o5") == "key:k1l2m3n4o5"
+    for bad in ("", "a#b", "a:b", "a" * 129, "ключ"):
+        with pytest.raises(ValueError, match="not an API key id"):
+            key_owner(bad)
+
+
+def test_a_key_reads_its_own_jobs_and_the_stacks_only(store: JobStore) -> None:
+    mine = _create(store)
+    theirs = _create(store, owner="key:someoneelse")
+    stacks, _ = store.create(_inbox_job())
+
+    assert store.get_for(mine, OWNER).id == mine
+    assert store.get_for(stacks.id, OWNER).id == stacks.id
+    assert store.get_for(stacks.id, "key:someoneelse").id == stacks.id
+    with pytest.raises(JobNotFound):
+        store.get_for(theirs, OWNER)
+    with pytest.raises(JobNotFound):
+        store.get_for(new_job_id(), OWNER)
+
+
+def test_records_from_before_owners_are_the_stacks_only_if_the_inbox_made_them(
+    store: JobStore,
+) -> None:
+    api_job = store.get(_create(store)).model_copy(update={"owner": None})
+    inbox_job = store.create(_inbox_job())[0].model_copy(update={"owner": None})
+
+    assert inbox_job.readable_by(OWNER)
+    assert inbox_job.readable_by("key:someoneelse")
+    assert not api_job.readable_by(OWNER)
+    assert not api_job.readable_by(STACK_OWNER)

@@ -43,7 +43,7 @@ def _expected_valid(body: dict[str, Any]) -> bool:
     if len(images) != 1:
         return False
     url = body.get("image_url")
-    if url is not None and (not url.startswith("http") or len(url) > MAX_IMAGE_URL_LENGTH):
+    if url is not None and (not url.startswith("https:") or len(url) > MAX_IMAGE_URL_LENGTH):
         return False
     if "image_base64" in body and not base64.b64decode(body["image_base64"]):
         return False

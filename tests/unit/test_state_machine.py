@@ -31,6 +31,9 @@ def _backoff(errors: list[str], attempts: int, interval: int, max_delay: int | N
 # The provider or Lambda had a moment: a few quick tries. Poll is read-only, but one more
 # try than the others would only delay a failure the job then reports.
 TRANSIENT = _backoff(["ProviderUnavailable", *_LAMBDA_TRANSIENT], 3, 2, 30)
+# A function that ran out of time (`Sandbox.Timedout`) is retried only where running the
+# step again cannot pay twice: a poll reads, a store rewrites the same objects.
+SAFE_TO_REPEAT = _backoff(["ProviderUnavailable", *_LAMBDA_TRANSIENT, "Sandbox.Timedout"], 3, 2, 30)
 # Recording and announcing an outcome must not be lost to a blip: anything is retried.
 ANNOUNCE = _backoff(["States.ALL"], attempts=4, interval=1, max_delay=None)
 
@@ -39,9 +42,9 @@ POLICIES = {
     # (governor.py), which uses no retry budget.
     "Generate": [TRANSIENT],
     "Submit": [TRANSIENT],
-    "Poll": [TRANSIENT],
+    "Poll": [SAFE_TO_REPEAT],
     # Downloads are not rate limited by the provider's API.
-    "Store": [TRANSIENT],
+    "Store": [SAFE_TO_REPEAT],
     "PublishSucceeded": [ANNOUNCE],
     "RecordFailure": [ANNOUNCE],
     "PublishFailed": [ANNOUNCE],

@@ -22,7 +22,9 @@ from tests.conftest import load_event
         ("ProviderTimeout", "provider_timeout"),
         ("ProviderProtocolError", "provider_protocol"),
         ("ResultUnavailable", "result_unavailable"),
+        ("QueueTimeout", "queue_timeout"),
         ("States.Timeout", "timeout"),
+        ("Sandbox.Timedout", "timeout"),
     ],
 )
 def test_known_errors_keep_their_code(error: str, code: str) -> None:

@@ -18,7 +18,7 @@ from backdrop import executions, storage
 from backdrop.api.errors import ApiError, field_error
 from backdrop.api.requests import MAX_INLINE_IMAGE_BYTES, GenerationRequest
 from backdrop.api.schemas import UploadForm, UploadRequest, UploadTicket, error_responses
-from backdrop.api.views import GenerationView, generation_view
+from backdrop.api.views import GenerationView, caller, generation_view
 from backdrop.config import get_settings
 from backdrop.domain import Job, JobError
 from backdrop.jobs import JobStore
@@ -73,13 +73,15 @@ def _too_large(what: str) -> ApiError:
 def create_generation(
     request: Annotated[GenerationRequest, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[GenerationView]:
+    owner = caller(router.current_event)
     inline = request.inline_image
     if inline is not None and len(inline) > MAX_INLINE_IMAGE_BYTES:
         raise _too_large(f"inline photos are limited to {MAX_INLINE_IMAGE_BYTES // 2**20} MB")
     if idempotency_key is None:
-        job = _start(request)
+        job = _start(request, owner)
     else:
-        job = _start_once(claim=_claim(idempotency_key, request), request=request)
+        claim = _claim(idempotency_key, owner, request)
+        job = _start_once(claim=claim, request=request, owner=owner)
     return Response(
         status_code=HTTPStatus.ACCEPTED.value,
         content_type=content_types.APPLICATION_JSON,
@@ -88,10 +90,11 @@ def create_generation(
     )
 
 
-def _claim(key: str, request: GenerationRequest) -> dict[str, Any]:
+def _claim(key: str, owner: str, request: GenerationRequest) -> dict[str, Any]:
     """What identifies a retry: the key, per API key (two callers may pick the same key),
     and the request, with inline photos by digest so the record stays small."""
-    caller = router.current_event.request_context.identity.api_key_id or ""
+    # The bare key id: claims made before owners were recorded name it so (24 h of them).
+    caller = owner.removeprefix("key:")
     body = request.model_dump(mode="json", exclude={"image", "image_base64"})
     inline = request.inline_image
     if inline is not None:
@@ -99,11 +102,11 @@ def _claim(key: str, request: GenerationRequest) -> dict[str, Any]:
     return {"key": f"{caller}:{key}", "request": body}
 
 
-def _start_once(*, claim: dict[str, Any], request: GenerationRequest) -> Job:
+def _start_once(*, claim: dict[str, Any], request: GenerationRequest, owner: str) -> Job:
     start, config = _idempotent_start()
     # Lets an interrupted request's key be retried once this invocation's time is up.
     config.register_lambda_context(router.lambda_context)
-    return start(claim=claim, request=request)  # type: ignore[no-any-return]
+    return start(claim=claim, request=request, owner=owner)  # type: ignore[no-any-return]
 
 
 @cache
@@ -123,8 +126,8 @@ def _idempotent_start() -> tuple[Any, Any]:
     if not settings.idempotency_table:
         raise RuntimeError("IDEMPOTENCY_TABLE is not set")
 
-    def start(*, claim: dict[str, Any], request: GenerationRequest) -> Job:
-        return _start(request)
+    def start(*, claim: dict[str, Any], request: GenerationRequest, owner: str) -> Job:
+        return _start(request, owner)  # the claim names the key, so the owner is the same
 
     config = IdempotencyConfig(
         event_key_jmespath="key",
@@ -144,8 +147,9 @@ def _idempotent_start() -> tuple[Any, Any]:
 _OPTION_FIELDS = set(OptionLayer.model_fields)
 
 
-def _start(request: GenerationRequest) -> Job:
-    """Plan the job (a refusal is a 422 naming the fields), record it, start it."""
+def _start(request: GenerationRequest, owner: str) -> Job:
+    """Plan the job (a refusal is a 422 naming the fields), record it as `owner`'s, start
+    it."""
     if request.image_url is not None:
         photo = Photo(url=str(request.image_url), field="image_url")
     elif request.image_key is not None:
@@ -167,6 +171,7 @@ def _start(request: GenerationRequest) -> Job:
         ),
         guidance_scale=guidance.scale if guidance else 0.6,
         metadata=request.metadata,
+        owner=owner,
     )
     try:
         new = plan(ask, settings)

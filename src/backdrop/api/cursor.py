@@ -1,7 +1,8 @@
 """Paging cursors of GET /v1/generations: an opaque, URL-safe token for a position in the
-listing (a jobs.LIST_KEY). A checksum makes an edited or truncated cursor fail loudly
-instead of silently starting somewhere else; it is no secret, and needs none: a cursor
-only ever names a position among jobs the caller may list anyway."""
+listing (a jobs.position: a creation time and a job id). A checksum makes an edited or
+truncated cursor fail loudly instead of silently starting somewhere else; it is no secret,
+and needs none: a cursor names only a place in time, never whose jobs are listed (that is
+the API key asking, every time), so even a forged one shows nothing the key may not list."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import hashlib
 import hmac
 import re
 
-from backdrop.jobs import LIST_KEY_PATTERN
+from backdrop.jobs import POSITION_PATTERN
 
 _VERSION = "1"
 
@@ -35,7 +36,7 @@ def decode(cursor: str) -> str:
     position, _, checksum = rest.rpartition(".")
     if (
         version != _VERSION
-        or not re.fullmatch(LIST_KEY_PATTERN, position)
+        or not re.fullmatch(POSITION_PATTERN, position)
         or not hmac.compare_digest(checksum, _checksum(position))
     ):
         raise InvalidCursor("not a cursor from this API; start again without one")

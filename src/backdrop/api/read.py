@@ -1,4 +1,6 @@
-"""GET /v1/generations/{id} and GET /v1/generations: jobs as callers see them (views.py)."""
+"""GET /v1/generations/{id} and GET /v1/generations: jobs as callers see them (views.py),
+and only those an API key may read: its own and the stack's (jobs.py). Another key's job
+answers exactly as an id no job has."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from backdrop.api import cursor as cursors
 from backdrop.api.errors import field_error
 from backdrop.api.schemas import error_responses
-from backdrop.api.views import GenerationPage, GenerationView, generation_view
+from backdrop.api.views import GenerationPage, GenerationView, caller, generation_view
 from backdrop.config import get_settings
 from backdrop.domain import JOB_ID_PATTERN, JobStatus
 from backdrop.jobs import JobNotFound, JobStore
@@ -29,9 +31,10 @@ MAX_PAGE = 100
     responses={200: {"description": "The generation."}, **error_responses(403, 404, 422, 429, 500)},
 )
 def get_generation(job_id: str) -> GenerationView:
+    reader = caller(router.current_event)
     if not re.fullmatch(JOB_ID_PATTERN, job_id):
         raise JobNotFound(job_id)
-    return generation_view(jobs.get(job_id), settings)
+    return generation_view(jobs.get_for(job_id, reader), settings)
 
 
 @router.get(
@@ -49,13 +52,14 @@ def list_generations(
         str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
     ] = None,
 ) -> GenerationPage:
+    reader = caller(router.current_event)
     after = None
     if cursor is not None:
         try:
             after = cursors.decode(cursor)
         except cursors.InvalidCursor as exc:
             raise field_error("cursor", str(exc)) from None
-    page = jobs.list_page(status=status, limit=limit, after=after)
+    page = jobs.list_page(reader=reader, status=status, limit=limit, after=after)
     return GenerationPage(
         items=[generation_view(job, settings) for job in page.jobs],
         next_cursor=None if page.after is None else cursors.encode(page.after),

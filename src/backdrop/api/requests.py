@@ -14,11 +14,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
     WithJsonSchema,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from backdrop import fetch_guard
+from backdrop.config import get_settings
 from backdrop.domain import (
     MAX_IMAGE_URL_LENGTH,
     MAX_METADATA_ENTRIES,
@@ -42,6 +45,29 @@ def _known_provider(name: str) -> str:
     return name
 
 
+def _loopback_allowed() -> bool:
+    # Only the local stack allows loopback (AllowLoopbackFetch), for the local AWS's
+    # presigned URLs; without a stack's environment (the model's own tests), never.
+    try:
+        return get_settings().allow_loopback_fetch
+    except ValidationError:
+        return False
+
+
+def _provider_fetchable(url: AnyHttpUrl) -> AnyHttpUrl:
+    """A URL the provider will fetch: https, a public host name, no IP address, no local
+    name (fetch_guard.user_url_refusal). Syntactic only: the API resolves no DNS."""
+    reason = fetch_guard.user_url_refusal(
+        url.scheme, url.host or "", allow_loopback=_loopback_allowed()
+    )
+    if reason is not None:
+        raise ValueError(reason)
+    return url
+
+
+# A photo's URL as callers give it: https, a public host name (see _provider_fetchable).
+PublicImageUrl = Annotated[AnyHttpUrl, AfterValidator(_provider_fetchable)]
+
 # The providers registered when the API module loads, as the schema's enum.
 ProviderShown = Annotated[str, WithJsonSchema({"type": "string", "enum": list(registry.names())})]
 ProviderChoice = Annotated[ProviderShown, AfterValidator(_known_provider)]
@@ -52,7 +78,9 @@ class Guidance(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    image_url: AnyHttpUrl | None = Field(default=None, description="Public http(s) URL.")
+    image_url: PublicImageUrl | None = Field(
+        default=None, description="Public https URL (a host name, not an IP address)."
+    )
     image_key: str | None = Field(default=None, min_length=1, max_length=1024)
     scale: float = Field(default=0.6, ge=0, le=1, description="How much the image weighs.")
 
@@ -109,8 +137,10 @@ class GenerationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    image_url: AnyHttpUrl | None = Field(
-        default=None, description="Public http(s) URL of the product photo (at most 2083 chars)."
+    image_url: PublicImageUrl | None = Field(
+        default=None,
+        description="Public https URL of the product photo (a host name, not an IP address; "
+        "at most 2083 chars).",
     )
     image_key: str | None = Field(
         default=None,

@@ -1,14 +1,18 @@
-"""What callers see of a job: the public response models of the read routes, and the one
-function that turns a job record into them. Internals (the provider's job id, the record's
-expiry, bucket names and object keys of results) never leave through here."""
+"""What callers see of a job: who is asking, the public response models of the read routes,
+and the one function that turns a job record into them. Internals (the provider's job id,
+the record's expiry, bucket names and object keys of results, the job's owner) never leave
+through here."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any, get_args
 
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel, Field
 
+from backdrop.api.errors import ApiError
 from backdrop.api.requests import ProviderShown
 from backdrop.config import Settings
 from backdrop.domain import (
@@ -22,8 +26,22 @@ from backdrop.domain import (
     ReferenceBox,
     ResultImage,
     Trigger,
+    key_owner,
 )
 from backdrop.storage import presigned_get
+
+
+def caller(event: APIGatewayProxyEvent) -> str:
+    """Whose jobs the request may make and see: the owner of its API key (domain.key_owner).
+    API Gateway names the key on every route that needs one; a request without (a route
+    deployed without the key requirement) is refused rather than shown every key's jobs."""
+    key_id = event.request_context.identity.api_key_id
+    try:
+        return key_owner(key_id or "")
+    except ValueError:
+        raise ApiError(
+            HTTPStatus.FORBIDDEN, "forbidden", "send a valid API key in the x-api-key header"
+        ) from None
 
 
 def _unset(value: Any) -> bool:

@@ -15,8 +15,9 @@ from backdrop.providers.errors import ProviderAuthError
 
 @cache
 def http_client(timeout: float) -> httpx.Client:
-    """One connection pool per container for provider calls and result downloads. No
-    redirects: httpx would carry the provider's key header to wherever one points."""
+    """One connection pool per container for provider calls (result downloads have their
+    own, guarded: fetch_guard.py). No redirects: httpx would carry the provider's key
+    header to wherever one points."""
     return httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
 
 

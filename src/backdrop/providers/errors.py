@@ -100,6 +100,13 @@ class ResultUnavailable(ProviderError):
     code = "result_unavailable"
 
 
+class ResultBlocked(ProviderError):
+    """A result download broke a fetch guard (fetch_guard.py): a scheme or address we do not
+    fetch from, one redirect too many, or more than ResultMaxBytes. Never retried."""
+
+    code = "result_blocked"
+
+
 # Statuses meaning "this request will never work as sent".
 _REJECTED = frozenset({400, 404, 405, 413, 415, 422, 431})
 

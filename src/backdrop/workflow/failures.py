@@ -12,6 +12,7 @@ from backdrop.providers import errors
 # Errors raised by the state machine itself rather than by our code.
 _STATES_ERRORS = {
     "States.Timeout": ("timeout", "a workflow step ran past its time limit"),
+    "Sandbox.Timedout": ("timeout", "a workflow step's function ran past its time limit"),
 }
 _KNOWN = {cls.__name__: cls.code for cls in errors.ProviderError.__subclasses__()}
 

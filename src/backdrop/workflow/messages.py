@@ -28,6 +28,7 @@ class Step(BaseModel):
     turn: bool = False  # queued: the governor reserved this job's turn
     token: bool = False  # the governor granted the next call's token already
     submitted_at: float | None = None  # epoch seconds the provider accepted the job
+    polled_after: float = 0.0  # seconds from submit to the latest poll that found it not done
 
 
 class TaskInput(BaseModel):

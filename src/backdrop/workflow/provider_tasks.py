@@ -70,13 +70,26 @@ def submit(task: StepInput, deps: Deps) -> Step:
     from backdrop.providers.clients import async_client
 
     client = async_client(job.provider, timeout=deps.settings.provider_timeout_seconds)
+    request = _request(job)
+    if not deps.jobs.mark_submitting(job.id):
+        raise errors.ProviderOutcomeUnknown(
+            "an earlier attempt sent this job to the provider and its answer was never "
+            "recorded; not sent again, so it is not paid for twice",
+            provider=job.provider,
+        )
     started = time.time()
     try:
-        submitted = client.submit(_request(job), wait_seconds=spec.settings().submit_wait_seconds)
+        submitted = client.submit(request, wait_seconds=spec.settings().submit_wait_seconds)
     except errors.ProviderThrottled as exc:
         # Not accepted, so not paid: the whole provider pauses, this job keeps its turn.
+        deps.jobs.clear_submitting(job.id)
         pause = _throttled(deps, job.provider, spec, exc)
         return Step(status="queued", wait_seconds=_seconds(pause), turn=True)
+    except errors.ProviderOutcomeUnknown:
+        raise  # maybe paid: the mark stays, so no retry sends it again
+    except errors.ProviderError:
+        deps.jobs.clear_submitting(job.id)  # refused, or never sent: a retry may send it
+        raise
     finally:
         _observe(client, job.provider, spec, deps)
     deps.jobs.mark_running(job.id, submitted.provider_job_id, submitted.urls)
@@ -214,7 +227,10 @@ def poll(task: StepInput, deps: Deps) -> Step:
     attempt = step.attempt + 1
     elapsed = time.time() - (step.submitted_at or time.time())
     if outcome.status == "done":
-        deps.governor.record_job(provider, limit, elapsed, polls=attempt)
+        # It finished between the last poll that found it processing and this one: the
+        # middle is the estimate (this poll's time alone would teach the schedule its lag).
+        took = (step.polled_after + elapsed) / 2
+        deps.governor.record_job(provider, limit, took, polls=attempt)
         telemetry.emit("PollsPerJob", attempt, provider=provider)
         telemetry.emit("ProviderSeconds", elapsed, "Seconds", provider=provider)
         return Step(
@@ -230,30 +246,19 @@ def poll(task: StepInput, deps: Deps) -> Step:
     wait = schedule.next_wait(
         deps.governor, provider, deps.settings, elapsed=elapsed, attempt=attempt
     )
-    return step.model_copy(update={"attempt": attempt, "wait_seconds": wait, "token": False})
+    return step.model_copy(
+        update={"attempt": attempt, "wait_seconds": wait, "token": False, "polled_after": elapsed}
+    )
 
 
 def store(task: StoreInput, deps: Deps) -> Stored:
     """Copy every result into the results bucket, then mark the job succeeded."""
-    from backdrop.providers.clients import http_client
-    from backdrop.workflow.downloads import copy_url_to_s3
+    from backdrop.workflow.downloads import copy_results_to_s3
 
     job = deps.jobs.get(task.job_id)
     if job.status is JobStatus.SUCCEEDED:
         return Stored(results=job.results)
-    http = http_client(deps.settings.provider_timeout_seconds)
-    results = [
-        copy_url_to_s3(
-            http,
-            url=url,
-            bucket=deps.settings.results_bucket,
-            key=storage.result_key(job, index),
-            image_format=job.options.format,
-            provider=job.provider,
-            metadata={storage.JOB_ID_METADATA: job.id},
-        )
-        for index, url in enumerate(task.urls)
-    ]
+    results = copy_results_to_s3(task.urls, job=job, settings=deps.settings)
     deps.jobs.mark_succeeded(job.id, results)
     return Stored(results=results)
 
