@@ -19,14 +19,10 @@ Handle = Callable[[list[dict[str, Any]]], set[str]]
 logger = logging.getLogger(__name__)
 
 
-class QueuePoller:
-    """Long-polls a queue, hands batches to `handle`, and deletes what it did not report
-    as failed: failed messages come back after the visibility timeout, then go to the DLQ."""
+class _Background:
+    """A daemon thread running `_run` until `stop()`."""
 
-    def __init__(self, queue_url: str, handle: Handle, *, batch_size: int = 10) -> None:
-        self._queue_url = queue_url
-        self._handle = handle
-        self._batch_size = batch_size
+    def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -36,6 +32,20 @@ class QueuePoller:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class QueuePoller(_Background):
+    """Long-polls a queue, hands batches to `handle`, and deletes what it did not report
+    as failed: failed messages come back after the visibility timeout, then go to the DLQ."""
+
+    def __init__(self, queue_url: str, handle: Handle, *, batch_size: int = 10) -> None:
+        super().__init__()
+        self._queue_url = queue_url
+        self._handle = handle
+        self._batch_size = batch_size
 
     def _run(self) -> None:
         sqs = aws.client("sqs")
@@ -62,21 +72,13 @@ class QueuePoller:
                 )
 
 
-class Ticker:
+class Ticker(_Background):
     """Calls `tick` every `seconds` until stopped: a scheduled rule's rate."""
 
     def __init__(self, seconds: float, tick: Callable[[], None]) -> None:
+        super().__init__()
         self._seconds = seconds
         self._tick = tick
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
     def _run(self) -> None:
         while not self._stop.wait(self._seconds):
