@@ -73,25 +73,25 @@ def test_three_429s_in_a_row_on_submit_never_fail_the_job(
 def test_a_job_whose_turn_comes_too_late_fails_before_reaching_the_provider(
     make_stack: Callable[..., Stack], picsart: respx.MockRouter
 ) -> None:
-    # One request a minute, half kept for polls: new work gets a turn every two minutes,
-    # and may wait at most one.
+    # One request a minute: new work gets a turn about every minute (less the share kept
+    # for polls), and may wait at most one. Two jobs at once: whichever Submit runs second
+    # has its turn too late.
     stack = make_stack(PicsartRequestsPerMinute="1", QueueDeadlineSeconds="60")
     submit = picsart.post(SUBMIT).mock(return_value=submitted())
     picsart.get(POLL).mock(return_value=processing())
 
-    first = json.loads(stack.create_generation(BODY)["body"])["id"]
-    second = json.loads(stack.create_generation(BODY)["body"])["id"]
+    ids = [json.loads(stack.create_generation(BODY)["body"])["id"] for _ in range(2)]
 
-    execution = stack.wait_for_execution(second)
-    assert execution["status"] == "FAILED"
-    error = stack.job(second)["error"]
+    deadline = time.monotonic() + 30
+    while sorted(stack.job(i)["status"] for i in ids) != ["failed", "running"]:
+        assert time.monotonic() < deadline, [stack.job(i)["status"] for i in ids]
+        time.sleep(0.1)
+    (late,) = [i for i in ids if stack.job(i)["status"] == "failed"]
+    error = stack.job(late)["error"]
     assert error["code"] == "queue_timeout"
     assert "QueueDeadlineSeconds" in error["message"]
-    deadline = time.monotonic() + 10
-    while stack.job(first)["status"] != "running":  # its Submit may still be on its way
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    assert submit.call_count == 1  # only the first job reached the provider
+    assert stack.wait_for_execution(late)["status"] == "FAILED"
+    assert submit.call_count == 1  # only the job with a turn reached the provider
 
 
 def test_a_submit_the_gateway_held_comes_back_with_results_and_no_poll(
