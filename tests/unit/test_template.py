@@ -148,3 +148,24 @@ def test_inbox_queue_outlives_six_function_timeouts() -> None:
     (inbox,) = (f for f in TEMPLATE.functions() if "Inbox" in f.events)
     queue = TEMPLATE.resources["InboxQueue"]["Properties"]
     assert queue["VisibilityTimeout"] >= 6 * inbox.timeout
+
+
+def test_every_queue_refuses_requests_without_tls() -> None:
+    queues = set(TEMPLATE.of_type("AWS::SQS::Queue"))
+    guarded = {
+        queue["Ref"]
+        for policy in TEMPLATE.of_type("AWS::SQS::QueuePolicy").values()
+        for statement in policy["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Deny"
+        and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for queue in policy["Queues"]
+    }
+    assert queues == guarded
+
+
+def test_jobs_results_photos_and_keys_outlive_the_stack() -> None:
+    kept = {"AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::SecretsManager::Secret"}
+    for logical_id, resource in TEMPLATE.resources.items():
+        if resource["Type"] in kept and logical_id not in ("IdempotencyTable", "GovernorTable"):
+            assert resource.get("DeletionPolicy") == "Retain", logical_id
+            assert resource.get("UpdateReplacePolicy") == "Retain", logical_id
