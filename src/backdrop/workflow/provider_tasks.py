@@ -314,7 +314,7 @@ def generate(task: StepInput, deps: Deps) -> Step:
             return Step(status="queued", wait_seconds=_seconds(pause))
     if len(now) < len(missing):
         # The rest in the same turn, as the next tokens come (about one per 1/rate s).
-        wait = _seconds(len(missing) - len(now)) / _limit(spec).per_second
+        wait = (len(missing) - len(now)) / _limit(spec).per_second
         return Step(status="queued", wait_seconds=_seconds(wait), turn=True)
     results = [storage.describe_result(settings.results_bucket, k, i) for i, k in enumerate(keys)]
     jobs.mark_succeeded(job.id, results)
