@@ -218,12 +218,9 @@ def test_a_failed_start_is_answered_503_and_announced(
     assert event["detail"]["job_id"] == job_id
 
 
-def test_a_submit_retried_after_a_crash_before_the_record_does_not_submit_again(
-    make_stack: Callable[..., Stack], picsart: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given a job queued but not started (its start is left to this test) ...
-    stack = make_stack()
-    submit = picsart.post(f"{PICSART}/painting/replace-background").mock(return_value=submitted())
+def _unstarted_submit(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """A queued job whose execution never started (its Submit is left to the test): the
+    Submit task's input for it."""
     monkeypatch.setenv("STATE_MACHINE_ARN", stack.cloud.state_machine_arn + "-gone")
     lambdas.reset()
     _, body = _api(stack, load_event("api-create-generation"))
@@ -236,7 +233,16 @@ def test_a_submit_retried_after_a_crash_before_the_record_does_not_submit_again(
         ExpressionAttributeNames={"#s": "status", "#e": "error"},
         ExpressionAttributeValues={":q": {"S": "queued"}},
     )
-    task = load_event("workflow-submit") | {"job_id": job_id}
+    return load_event("workflow-submit") | {"job_id": job_id}
+
+
+def test_a_submit_retried_after_a_crash_before_the_record_does_not_submit_again(
+    make_stack: Callable[..., Stack], picsart: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a job queued but not started (its start is left to this test) ...
+    stack = make_stack()
+    submit = picsart.post(f"{PICSART}/painting/replace-background").mock(return_value=submitted())
+    task = _unstarted_submit(stack, monkeypatch)
 
     # When the provider accepts the submit but the function dies before recording it ...
     def crash(*_: object, **__: object) -> None:
@@ -275,3 +281,29 @@ def test_a_submit_the_provider_refused_may_be_sent_again(
     job_id = str(body["id"])
     _wait_for(lambda: stack.job(job_id)["provider_job_id"] == "inf-1")
     assert submit.call_count == 2
+
+
+def test_a_provider_that_is_down_is_tried_three_more_times_however_long_the_waits(
+    make_stack: Callable[..., Stack], picsart: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = make_stack()
+    submit = picsart.post(f"{PICSART}/painting/replace-background").respond(
+        503, json={"detail": "busy"}
+    )
+    task = _unstarted_submit(stack, monkeypatch)
+
+    # Each failed call comes back as a wait that keeps the job's turn and counts the try ...
+    step, error = stack.invoke("SubmitFunction", task)
+    assert error is None
+    assert (step["status"], step["turn"], step["failures"]) == ("queued", True, 1)
+    assert 1 <= step["wait_seconds"] <= 2
+
+    # ... and the count survives any wait for a turn in between: the fourth failure is the job's
+    payload, error = stack.invoke(
+        "SubmitFunction", task | {"step": {"status": "queued", "turn": True, "failures": 3}}
+    )
+    assert error == "Unhandled"
+    assert payload["errorType"] == "ProviderUnavailable"
+    assert submit.call_count == 2
+    # Never taken, so the mark is cleared: nothing says a paid call may be lost
+    assert JobStore(get_settings()).get(str(task["job_id"])).submitting_since is None

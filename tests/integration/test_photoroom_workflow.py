@@ -203,3 +203,23 @@ def test_negative_prompt_is_accepted_with_photoroom_model_2(stack: Stack) -> Non
 
 def _query_of(request: httpx.Request) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(str(request.url)).query).items()}
+
+
+def test_a_provider_that_was_down_is_tried_again_and_only_missing_images_are_asked_for(
+    stack: Stack, picsart: respx.MockRouter
+) -> None:
+    answers = iter([None, httpx.Response(503, json={"detail": "busy"}), None])
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        return next(answers) or _edited(request)
+
+    edit = picsart.get(EDIT).mock(side_effect=flaky)
+    status, body = _create(stack, {**BODY, "provider": "photoroom", "count": 2, "seed": 5})
+    execution = stack.wait_for_execution(str(body["id"]), timeout=60)
+
+    assert status == 202
+    assert execution["status"] == "SUCCEEDED"
+    # One image stored, one call refused (not paid), then only the missing image again
+    seeds = [_query(call)["background.seed"] for call in edit.calls]
+    assert len(seeds) == 3
+    assert sorted(seeds.count(seed) for seed in ("5", "6")) == [1, 2]

@@ -28,9 +28,10 @@ def _backoff(errors: list[str], attempts: int, interval: int, max_delay: int | N
     return rule | {"JitterStrategy": "FULL"}
 
 
-# The provider or Lambda had a moment: a few quick tries. Poll is read-only, but one more
-# try than the others would only delay a failure the job then reports.
-TRANSIENT = _backoff(["ProviderUnavailable", *_LAMBDA_TRANSIENT], 3, 2, 30)
+# Lambda had a moment: a few quick tries. Submit and Generate retry a provider that is down
+# themselves (provider_tasks.py counts the tries in the Step, across waits for a turn, with
+# the same backoff), so the state retries only Lambda's own errors.
+LAMBDA_ONLY = _backoff(_LAMBDA_TRANSIENT, 3, 2, 30)
 # A function that ran out of time (`Sandbox.Timedout`) is retried only where running the
 # step again cannot pay twice: a poll reads, a store rewrites the same objects.
 SAFE_TO_REPEAT = _backoff(["ProviderUnavailable", *_LAMBDA_TRANSIENT, "Sandbox.Timedout"], 3, 2, 30)
@@ -40,8 +41,8 @@ ANNOUNCE = _backoff(["States.ALL"], attempts=4, interval=1, max_delay=None)
 POLICIES = {
     # A 429 is not retried here: the tasks turn it into a wait for the whole provider
     # (governor.py), which uses no retry budget.
-    "Generate": [TRANSIENT],
-    "Submit": [TRANSIENT],
+    "Generate": [LAMBDA_ONLY],
+    "Submit": [LAMBDA_ONLY],
     "Poll": [SAFE_TO_REPEAT],
     # Downloads are not rate limited by the provider's API.
     "Store": [SAFE_TO_REPEAT],

@@ -24,6 +24,7 @@ class Step(BaseModel):
     wait_seconds: int = Field(default=0, ge=0)
     provider_job_id: str | None = None
     attempt: int = 0  # polls made (waits for a token are not polls)
+    failures: int = Field(default=0, ge=0)  # provider calls that failed and may be retried
     urls: list[str] = Field(default_factory=list)
     turn: bool = False  # queued: the governor reserved this job's turn
     token: bool = False  # the governor granted the next call's token already

@@ -9,6 +9,7 @@ whole bucket and is a wait too, never an error: only the job's deadlines end the
 from __future__ import annotations
 
 import math
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -32,6 +33,12 @@ from backdrop.workflow.messages import Step, StepInput, Stored, StoreInput
 
 # How long the provider may take to start fetching a photo from the input bucket.
 SOURCE_URL_SECONDS = 3600
+# A provider that is down (5xx, no connection) before it took the job is tried this many
+# more times, with exponential backoff and full jitter. Counted in the Step, not by a
+# state's Retry: a retry that must then wait for its turn would reset a Retry's count.
+PROVIDER_RETRIES = 3
+RETRY_INTERVAL_SECONDS = 2.0
+RETRY_MAX_DELAY_SECONDS = 30.0
 
 # Provider clients, httpx and Secrets Manager are imported by the task that calls out, when
 # it does (a cold start of the other tasks does not pay for them).
@@ -84,9 +91,12 @@ def submit(task: StepInput, deps: Deps) -> Step:
         # Not accepted, so not paid: the whole provider pauses, this job keeps its turn.
         deps.jobs.clear_submitting(job.id)
         pause = _throttled(deps, job.provider, spec, exc)
-        return Step(status="queued", wait_seconds=_seconds(pause), turn=True)
+        return _queued(task.step, _seconds(pause), turn=True)
     except errors.ProviderOutcomeUnknown:
         raise  # maybe paid: the mark stays, so no retry sends it again
+    except errors.ProviderUnavailable as exc:
+        deps.jobs.clear_submitting(job.id)  # not taken: it may be sent again, later
+        return _retry_later(task.step, job.provider, exc)
     except errors.ProviderError:
         deps.jobs.clear_submitting(job.id)  # refused, or never sent: a retry may send it
         raise
@@ -100,6 +110,19 @@ def submit(task: StepInput, deps: Deps) -> Step:
         telemetry.emit("PollsPerJob", 0, provider=job.provider)
         telemetry.emit("ProviderSeconds", elapsed, "Seconds", provider=job.provider)
     return _accepted(submitted.provider_job_id, submitted.urls, deps, job.provider, started)
+
+
+def _retry_later(step: Step, provider: str, exc: errors.ProviderUnavailable) -> Step:
+    """The provider could not take the call: the same job tries again after a backoff,
+    keeping its turn, until PROVIDER_RETRIES are spent; then the error is the job's."""
+    failures = step.failures + 1
+    if failures > PROVIDER_RETRIES:
+        raise exc
+    ceiling = min(RETRY_MAX_DELAY_SECONDS, RETRY_INTERVAL_SECONDS * 2 ** (failures - 1))
+    logger.info("provider unavailable; trying again", extra={"failures": failures})
+    telemetry.emit("ProviderUnavailable", 1, provider=provider)
+    wait = _seconds(random.uniform(0, ceiling))  # jitter, not a secret
+    return Step(status="queued", wait_seconds=wait, turn=True, failures=failures)
 
 
 def _throttled(
@@ -160,14 +183,17 @@ def _turn(step: Step, job: Job, spec: ProviderSpec, deps: Deps, *, count: int) -
             ) from None
         if turn.wait > 0:
             wait = _waited(job.provider, _seconds(turn.wait))
-            return Step(status="queued", wait_seconds=wait, turn=turn.reserved)
+            return _queued(step, wait, turn=turn.reserved)
     grant = deps.governor.take_new(job.provider, limit, count)
     if grant.granted == 0:
         # Its turn came but no token: polls of accepted jobs went first. It keeps its turn.
-        return Step(
-            status="queued", wait_seconds=_waited(job.provider, _seconds(grant.wait)), turn=True
-        )
+        return _queued(step, _waited(job.provider, _seconds(grant.wait)), turn=True)
     return grant.granted
+
+
+def _queued(step: Step, wait: int, *, turn: bool) -> Step:
+    # Waiting keeps the count of failed calls: waits and retries do not reset each other.
+    return Step(status="queued", wait_seconds=wait, turn=turn, failures=step.failures)
 
 
 def _request(job: Job) -> ProviderRequest:
@@ -311,11 +337,13 @@ def generate(task: StepInput, deps: Deps) -> Step:
         except errors.ProviderThrottled as exc:
             # Images stored so far stay; the rest wait for the provider, in a new turn.
             pause = _throttled(deps, job.provider, spec, exc)
-            return Step(status="queued", wait_seconds=_seconds(pause))
+            return _queued(task.step, _seconds(pause), turn=False)
+        except errors.ProviderUnavailable as exc:
+            return _retry_later(task.step, job.provider, exc)  # stored images stay
     if len(now) < len(missing):
         # The rest in the same turn, as the next tokens come (about one per 1/rate s).
         wait = (len(missing) - len(now)) / _limit(spec).per_second
-        return Step(status="queued", wait_seconds=_seconds(wait), turn=True)
+        return _queued(task.step, _seconds(wait), turn=True)
     results = [storage.describe_result(settings.results_bucket, k, i) for i, k in enumerate(keys)]
     jobs.mark_succeeded(job.id, results)
     return Step(status="done")
