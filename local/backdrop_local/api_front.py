@@ -44,11 +44,45 @@ DEFAULT_MESSAGE = {
 
 
 @dataclass(frozen=True)
+class Mock:
+    """A mock integration (the CORS preflight): API Gateway answers it alone, from the
+    method's static response headers and the origin rule of its mapping template."""
+
+    status: int
+    headers: dict[str, str]
+    allowed_origins: tuple[str, ...]  # from the template's `#set($allowed = ",a,b,")`
+
+    @classmethod
+    def from_integration(cls, integration: dict[str, Any]) -> Mock:
+        answer = integration["responses"]["default"]
+        headers = {
+            name.removeprefix("method.response.header."): value.strip("'")
+            for name, value in answer.get("responseParameters", {}).items()
+        }
+        template = answer.get("responseTemplates", {}).get("application/json", "")
+        found = re.search(r'#set\(\$allowed = ",(.*),"\)', template)
+        origins = found.group(1).replace(" ", "").split(",") if found else []
+        return cls(int(answer["statusCode"]), headers, tuple(o for o in origins if o))
+
+    def answer(self, origin: str | None) -> Response:
+        response = Response(status=self.status)
+        response.headers.clear()
+        response.headers.update(self.headers)
+        # The mapping template's rule: * for any origin, else the caller's if it is listed.
+        if "*" in self.allowed_origins:
+            response.headers["Access-Control-Allow-Origin"] = "*"
+        elif origin and origin in self.allowed_origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+        return response
+
+
+@dataclass(frozen=True)
 class Route:
     method: str
     resource: str  # e.g. /v1/generations/{id}, /{proxy+}
     api_key_required: bool = True
     function: str = ""  # logical id of the function that answers
+    mock: Mock | None = None  # or API Gateway itself
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -82,6 +116,22 @@ class Gateway:
             for spec in function_events.values()
             if spec.get("Type") == "Api"
         ]
+        # Methods the API's own document defines (DefinitionBody): mock integrations. SAM
+        # puts the key on a preflight too unless AddApiKeyRequiredToCorsPreflight is false.
+        preflight_key = api.get("Auth", {}).get("AddApiKeyRequiredToCorsPreflight", True)
+        for resource, methods in api.get("DefinitionBody", {}).get("paths", {}).items():
+            for method, operation in methods.items():
+                integration = operation.get("x-amazon-apigateway-integration", {})
+                if integration.get("type") != "mock":
+                    continue
+                routes.append(
+                    Route(
+                        method=method.upper(),
+                        resource=resource,
+                        api_key_required=key_required and (method != "options" or preflight_key),
+                        mock=Mock.from_integration(integration),
+                    )
+                )
         binary = [t.replace("~1", "/") for t in api.get("BinaryMediaTypes", [])]
         return cls(routes, binary, api.get("GatewayResponses", {}))
 
@@ -199,6 +249,8 @@ class ApiFront:
             key_id = self._keys.key_id(request.headers.get("x-api-key"))
             if key_id is None:
                 return self._gateway.error("INVALID_API_KEY", request_id)
+        if route.mock is not None:
+            return route.mock.answer(request.headers.get("Origin"))
         if (request.content_length or 0) > MAX_BODY_BYTES:
             return self._gateway.error("REQUEST_TOO_LARGE", request_id)
         event = self._event(request, route, path_parameters, request_id, key_id)

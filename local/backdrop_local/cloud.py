@@ -423,10 +423,30 @@ NO_OPS = {
     "AWS::Serverless::LayerVersion",
     # Played by the HTTP front, from the properties and the functions' Api events.
     "AWS::Serverless::Api",
+    # Operations and audit: alarms, their topic and the dashboard watch CloudWatch metrics,
+    # which the local stack does not collect (its metrics are off); API Gateway's log role
+    # and the access-log settings are AWS's own plumbing.
+    "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
+    "AWS::SNS::Topic",
+    "AWS::SNS::TopicPolicy",
+    "AWS::SNS::Subscription",
+    "AWS::IAM::Role",
+    "AWS::ApiGateway::Account",
 }
 
 
 # ---- The result --------------------------------------------------------------------------
+
+
+def _rest_api(build: _Build, logical_id: str | None) -> dict[str, Any]:
+    """The Api's properties, its own document resolved (the front plays its mock methods)."""
+    if logical_id is None or logical_id not in build.template.resources:
+        return {}
+    props = dict(build.template.properties(logical_id))
+    if "DefinitionBody" in props:
+        props["DefinitionBody"] = build.resolve(props["DefinitionBody"])
+    return props
 
 
 def _local_cloud(build: _Build) -> LocalCloud:
@@ -463,9 +483,7 @@ def _local_cloud(build: _Build) -> LocalCloud:
         event_sources=build.event_sources,
         schedules=build.schedules,
         api_events=build.api_events,
-        rest_api=build.template.properties(rest_api_id)
-        if rest_api_id in build.template.resources
-        else {},
+        rest_api=_rest_api(build, rest_api_id),
     )
 
 

@@ -358,18 +358,6 @@ def test_an_unknown_route_is_404_in_the_error_shape(stack: Stack) -> None:
     assert _error(answer)["code"] == "not_found"
 
 
-def test_a_cors_preflight_is_answered_without_a_key(stack: Stack) -> None:
-    status, headers, _ = _call(
-        stack,
-        None,
-        method="OPTIONS",
-        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"},
-    )
-    assert status == 204
-    assert headers["Access-Control-Allow-Origin"] == "*"
-    assert "Idempotency-Key" in headers["Access-Control-Allow-Headers"]
-
-
 def test_the_openapi_document_and_docs_are_served(stack: Stack) -> None:
     status, _, document = _call(stack, None, path="/v1/openapi.json", method="GET")
     assert status == 200

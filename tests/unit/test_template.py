@@ -67,16 +67,22 @@ def test_sam_transform_gives_the_expected_resources(transformed: dict[str, Any])
     assert _resources(transformed, "AWS::ApiGateway::ApiKey")
     methods = _resources(transformed, "AWS::ApiGateway::RestApi")
     (api,) = methods.values()
-    operations = [
-        (method, operation)
-        for path in api["Properties"]["Body"]["paths"].values()
-        for method, operation in path.items()
-    ]
+    operations = {
+        (method, path): operation
+        for path, methods in api["Properties"]["Body"]["paths"].items()
+        for method, operation in methods.items()
+    }
     assert len(operations) > 1
-    for method, operation in operations:
-        # Every route needs the key, except the browsers' CORS preflight, which cannot send it.
-        expected = [] if method == "options" else [{"api_key": []}]
-        assert operation["security"] == expected, method
+    # Every route needs the key, except the browsers' CORS preflight (it cannot send one)
+    # and the API's description (it holds no secret).
+    keyless = {("options", "/{proxy+}"), ("get", "/v1/docs"), ("get", "/v1/openapi.json")}
+    assert keyless <= set(operations)
+    for route, operation in operations.items():
+        expected = [] if route in keyless else [{"api_key": []}]
+        assert operation.get("security", []) == expected, route
+    # ... and the preflight is API Gateway's own answer: it never invokes a function.
+    preflight = operations[("options", "/{proxy+}")]["x-amazon-apigateway-integration"]
+    assert preflight["type"] == "mock"
     assert api["Properties"]["Body"]["x-amazon-apigateway-binary-media-types"] == [
         "multipart/form-data"
     ]

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
+from backdrop import telemetry
 from backdrop.config import get_settings
 from backdrop.observability import logger
+from backdrop.providers.errors import ProviderError
 from backdrop.workflow.deps import Deps
 from backdrop.workflow.messages import TaskInput
 
@@ -41,7 +43,11 @@ def task(
             # A malformed input is the state machine's bug: it fails the task loudly.
             task_input = model.model_validate(event)
             logger.append_keys(job_id=task_input.job_id)
-            answer = logic(task_input, deps())
+            try:
+                answer = logic(task_input, deps())
+            except ProviderError as exc:
+                telemetry.provider_error(exc.provider, exc.code)  # then the workflow decides
+                raise
             return None if answer is None else answer.model_dump(mode="json")
 
         return handler

@@ -120,7 +120,7 @@ def _retry_later(step: Step, provider: str, exc: errors.ProviderUnavailable) -> 
         raise exc
     ceiling = min(RETRY_MAX_DELAY_SECONDS, RETRY_INTERVAL_SECONDS * 2 ** (failures - 1))
     logger.info("provider unavailable; trying again", extra={"failures": failures})
-    telemetry.emit("ProviderUnavailable", 1, provider=provider)
+    telemetry.provider_error(provider, exc.code)
     wait = _seconds(random.uniform(0, ceiling))  # jitter, not a secret
     return Step(status="queued", wait_seconds=wait, turn=True, failures=failures)
 
