@@ -12,6 +12,13 @@ STAMP := $(INSTALLED)-dev
 # What the Lambda runtime already has: never pinned or packaged.
 RUNTIME_PROVIDED := boto3 botocore s3transfer jmespath python-dateutil six urllib3
 
+# checkov (the template's security scan) lives in its own venv, pinned: it pins an old boto3
+# that must not meet ours, and a new release's new checks must not fail lint by surprise.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
 .PHONY: dev test lint format demo local emulator openapi pr build deploy delete package lock clean
 
 $(LOCAL_STAMP):
@@ -23,6 +30,12 @@ $(LOCAL_STAMP):
 	$(BIN)/python -m pip install --quiet -e '.[local]'
 	rm -f $(VENV)/.installed-* && touch $(LOCAL_STAMP)
 
+$(CHECKOV_STAMP):
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
 $(STAMP): $(LOCAL_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
@@ -32,11 +45,13 @@ dev: $(STAMP)  ## set up the virtual environment (everything: the local stack, t
 test: $(STAMP)  ## the whole suite: unit, integration (moto) and end to end (local stack)
 	$(BIN)/pytest
 
-lint: $(STAMP)  ## ruff, mypy and cfn-lint
+lint: $(STAMP) $(CHECKOV_STAMP)  ## ruff, mypy, cfn-lint and checkov
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
+	# Every skipped check carries its reason in the resource's Metadata (tests/unit/test_checkov_skips.py).
+	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
@@ -88,5 +103,5 @@ package: build  ## packaged.yaml: the built template with code in S3, deployable
 		$(if $(BUCKET),--s3-bucket $(BUCKET),--resolve-s3)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-output \
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-output \
 		backdrop-results packaged.yaml
