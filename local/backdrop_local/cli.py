@@ -176,10 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     generate.set_defaults(run=_client_command(_generate))
 
     jobs = commands.add_parser("jobs", help="list a stack's jobs, newest first")
-    jobs.add_argument("--status", choices=["queued", "running", "succeeded", "failed"])
+    jobs.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "canceled"])
     jobs.add_argument("--limit", type=_positive, default=20, help="jobs to show (%(default)s)")
     _client_arguments(jobs)
     jobs.set_defaults(run=_client_command(_jobs))
+
+    cancel = commands.add_parser("cancel", help="cancel a job that has not finished")
+    cancel.add_argument("job_id", help="the job's id")
+    _client_arguments(cancel)
+    cancel.set_defaults(run=_client_command(_cancel))
 
     openapi = commands.add_parser("openapi", help="print the API's OpenAPI document")
     openapi.set_defaults(run=_print_openapi)
@@ -317,6 +322,12 @@ def _jobs(client: api.Client, args: argparse.Namespace) -> int:
     for row in [header, *rows]:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         print("  ".join(cells).rstrip())
+    return 0
+
+
+def _cancel(client: api.Client, args: argparse.Namespace) -> int:
+    job = client.cancel_generation(args.job_id)
+    print(f"{job['id']} {job['status']}: {(job.get('error') or {}).get('message', '')}")
     return 0
 
 

@@ -33,7 +33,7 @@ UNREACHABLE = 3  # no answer from the API, or it could not serve us (5xx, still 
 # uploaded with POST /v1/uploads first.
 MAX_INLINE_BYTES = 4 * 1024 * 1024
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-TERMINAL = frozenset({"succeeded", "failed"})
+TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 # Where `backdrop local` writes its URL and key, and where the client looks for them.
 DEFAULT_READY_FILE = Path(".backdrop") / "ready.json"
 API_URL_VARIABLE, API_KEY_VARIABLE = "BACKDROP_API_URL", "BACKDROP_API_KEY"
@@ -206,6 +206,10 @@ class Client:
 
     def get_generation(self, job_id: str) -> dict[str, Any]:
         return _json(self._call("GET", f"/v1/generations/{job_id}", retry=True))
+
+    def cancel_generation(self, job_id: str) -> dict[str, Any]:
+        # Safe to retry: a second cancel of a canceled job is a 409 that says so.
+        return _json(self._call("POST", f"/v1/generations/{job_id}/cancel", retry=True))
 
     def list_generations(
         self, *, status: str | None = None, limit: int = 20, cursor: str | None = None

@@ -1,4 +1,5 @@
-"""EventBridge events: `Generation Succeeded` / `Generation Failed` from source `backdrop`."""
+"""EventBridge events: `Generation Succeeded` / `Generation Failed` / `Generation Canceled`
+from source `backdrop`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ SOURCE = "backdrop"
 DETAIL_TYPES = {
     JobStatus.SUCCEEDED: "Generation Succeeded",
     JobStatus.FAILED: "Generation Failed",
+    JobStatus.CANCELED: "Generation Canceled",
 }
 
 

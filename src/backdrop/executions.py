@@ -8,12 +8,13 @@ import json
 
 from botocore.exceptions import ClientError
 
-from backdrop import aws, outcomes
+from backdrop import aws, outcomes, telemetry
 from backdrop.config import Settings
 from backdrop.domain import Job, JobError, JobStatus, NewJob
 from backdrop.jobs import JobStore
 from backdrop.observability import logger
 from backdrop.providers import registry
+from backdrop.providers.base import Mode
 
 
 def start(new: NewJob, *, settings: Settings, jobs: JobStore) -> Job:
@@ -44,6 +45,7 @@ def start(new: NewJob, *, settings: Settings, jobs: JobStore) -> Job:
             logger.info("execution already exists", extra={"job_id": job.id})
             return job
         raise
+    telemetry.emit("JobsStarted", 1, provider=job.provider)
     return job
 
 
@@ -63,3 +65,31 @@ def refuse(new: NewJob, error: JobError, *, settings: Settings, jobs: JobStore) 
     if job.status not in (JobStatus.QUEUED, JobStatus.FAILED):
         return job
     return fail(job.id, error, settings=settings, jobs=jobs)
+
+
+def cancel(job: Job, *, settings: Settings, jobs: JobStore) -> Job:
+    """Cancel a job that has not finished: mark it first (from then on no task's write can
+    finish it), then stop its execution, then announce it. JobConflict if it had finished:
+    a job that succeeded keeps its results and its event."""
+    message = "canceled by its caller"
+    if job.provider_job_id and registry.get(job.provider).mode is Mode.ASYNC:
+        message += (
+            f"; {job.provider} had already accepted it (job {job.provider_job_id}) and may "
+            "still charge for it"
+        )
+    canceled = jobs.mark_canceled(job.id, JobError(code="canceled", message=message))
+    machine = settings.state_machine_arn or ""  # set for every function that cancels
+    execution = machine.replace(":stateMachine:", ":execution:")
+    try:
+        aws.client("stepfunctions").stop_execution(
+            executionArn=f"{execution}:{job.id}", cause=message
+        )
+    except ClientError as exc:
+        # Never started, or not stoppable now: the record is what counts. A workflow left
+        # running ends at its next step, whose write the canceled job refuses.
+        logger.warning(
+            "execution not stopped",
+            extra={"job_id": job.id, "error": exc.response["Error"]["Code"]},
+        )
+    outcomes.announce(canceled, settings)
+    return canceled

@@ -1,6 +1,7 @@
 """What one new object under inbox/ becomes: a started job, or a failed job that says why
-(options that cannot be honoured, a file the provider would refuse), decided before any
-provider call. Never an exception for what a retry cannot fix."""
+(options that cannot be honoured, a file the provider would refuse, a key too long for its
+outbox folder), decided before any provider call. Never an exception for what a retry
+cannot fix."""
 
 from __future__ import annotations
 

@@ -246,8 +246,9 @@ class JobStore:
         )
 
     def mark_failed(self, job_id: str, error: JobError) -> Job:
-        """Fail a job that has not finished. Failing a failed job again changes nothing;
-        a succeeded job stays succeeded (JobConflict)."""
+        """Fail a job that has not finished. Failing a failed job again changes nothing,
+        nor does failing a canceled one (its workflow, stopped, may still be finishing a
+        task); a succeeded job stays succeeded (JobConflict)."""
         try:
             self._transition(
                 job_id,
@@ -257,9 +258,20 @@ class JobStore:
             )
         except JobConflict:
             job = self.get(job_id)
-            if job.status is not JobStatus.FAILED:
+            if job.status not in (JobStatus.FAILED, JobStatus.CANCELED):
                 raise
             return job
+        return self.get(job_id)
+
+    def mark_canceled(self, job_id: str, reason: JobError) -> Job:
+        """Cancel a job that has not finished (JobConflict otherwise). Once canceled, no
+        task's later write (running, succeeded, failed) can change it."""
+        self._transition(
+            job_id,
+            allowed_from=(JobStatus.QUEUED, JobStatus.RUNNING),
+            to=JobStatus.CANCELED,
+            values={"error": reason.model_dump(mode="json")},
+        )
         return self.get(job_id)
 
     def _transition(

@@ -1,6 +1,7 @@
 """The manifest of an inbox job: a small JSON file beside its results
-(`outbox/<folder>/<name>/manifest.json`) that says how the job ended, so whoever uploaded
-the image can see a failure where the results would be."""
+(`outbox/<folder>/<file name>/manifest.json`) that says how the job ended, so whoever
+uploaded the image can see a failure where the results would be. A source whose key is too
+long for that folder has its manifest under `results/<job id>/` (storage.results_prefix)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ an inbox job's folder shows only its own results, then its manifest, then its ev
 
 from __future__ import annotations
 
-from backdrop import events, manifests, storage
+from backdrop import events, manifests, storage, telemetry
 from backdrop.config import Settings
 from backdrop.domain import Job
 from backdrop.observability import logger
@@ -13,16 +13,21 @@ def announce(job: Job, settings: Settings) -> None:
     """Safe to repeat (a retried task, a redelivered notification): the same files are
     written again, and the event is sent again (events are at-least-once)."""
     if job.trigger == "inbox":
+        prefix = storage.results_prefix(job)
         # A re-upload replaces what its earlier version left: images it did not write go,
-        # before the manifest says what is there.
-        removed = storage.remove_other_results(
-            settings.results_bucket,
-            storage.results_prefix(job),
-            keep={result.key for result in job.results},
-        )
-        if removed:
-            logger.info("earlier results removed", extra={"job_id": job.id, "keys": removed})
+        # before the manifest says what is there. Only a folder beside the source is shared
+        # by versions; one under the job id (a key too long for outbox/) holds this job's alone.
+        if prefix.startswith(storage.OUTBOX_PREFIX):
+            removed = storage.remove_other_results(
+                settings.results_bucket, prefix, keep={result.key for result in job.results}
+            )
+            if removed:
+                logger.info("earlier results removed", extra={"job_id": job.id, "keys": removed})
         manifests.write(job, settings.results_bucket)
     events.publish_outcome(
         job, bus_name=settings.event_bus_name, results_bucket=settings.results_bucket
     )
+    # Every ended job is counted here, the workflow's and the refused ones alike (after the
+    # event: a retried announcement counts again only if the event failed the first time).
+    code = job.error.code if job.error else None
+    telemetry.emit(f"Jobs{job.status.value.title()}", 1, provider=job.provider, code=code)

@@ -153,6 +153,7 @@ def plan(ask: Ask, settings: Settings) -> NewJob:
         raise PlanRefused(exc, job) from None
     job = replace(job, provider=spec.name, options=options)
     try:
+        _check_place(ask)
         source = _source(ask.photo, spec, settings)
         if ask.guidance is not None:
             image = _source(ask.guidance, spec, settings)
@@ -206,6 +207,17 @@ def _parse(layer: Layer) -> OptionLayer:
         raise Refused(
             "invalid_option", "; ".join(p.reason for p in problems), tuple(problems)
         ) from None
+
+
+def _check_place(ask: Ask) -> None:
+    """An inbox image's results go beside it (storage.results_prefix): a key too long for
+    that is refused before the image is read, rather than failing when they are written."""
+    stored = ask.photo.stored
+    if ask.trigger != "inbox" or stored is None or stored.key is None:
+        return
+    reason = storage.outbox_misfit(stored.key)
+    if reason is not None:
+        raise Refused("invalid_key", reason, (Problem(ask.photo.field, reason),))
 
 
 def _unchecked(photo: Photo, settings: Settings) -> ImageSource:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
-from pathlib import PurePosixPath
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
@@ -28,16 +27,42 @@ MANIFEST_NAME = "manifest.json"
 # one inbox image can tell this job's images from an earlier one's.
 JOB_ID_METADATA = "job-id"
 _RESULT_NAME = re.compile(r"^[0-9]+\.(?:" + "|".join(ext for ext, _ in FORMATS.values()) + r")$")
+# S3 refuses a longer key (counted in UTF-8 bytes).
+MAX_KEY_BYTES = 1024
+# The longest inbox key whose outbox folder S3 can hold: outbox/ is one byte longer than
+# inbox/, the folder adds a "/", and the manifest is the longest name in it (a result is
+# "<index>.<ext>", at most 6 bytes with count <= 10).
+LONGEST_INBOX_KEY = (
+    MAX_KEY_BYTES - (len(OUTBOX_PREFIX) - len(INBOX_PREFIX)) - len("/") - len(MANIFEST_NAME)
+)
+
+
+def outbox_misfit(key: str) -> str | None:
+    """Why the results of the inbox image `key` cannot go beside it under outbox/, or None
+    if they can (or if `key` is not under inbox/, so nothing is mirrored)."""
+    size = len(key.encode())
+    if not key.startswith(INBOX_PREFIX) or size <= LONGEST_INBOX_KEY:
+        return None
+    return (
+        f"the key is {size} bytes; the longest that fits is {LONGEST_INBOX_KEY} bytes (S3 "
+        f"takes keys of at most {MAX_KEY_BYTES} bytes, and the results' folder under "
+        f"{OUTBOX_PREFIX} would make a longer one)"
+    )
 
 
 def results_prefix(job: Job) -> str:
-    """Where a job's results go. An inbox image's go beside their source, so a re-upload
-    replaces them (inbox/spring/mug.png -> outbox/spring/mug/); any other job's under its id."""
+    """Where a job's results go. An inbox image's go beside their source, in a folder named
+    for the whole file name, so a re-upload replaces them and mug.png and mug.jpg do not
+    share one (inbox/spring/mug.png -> outbox/spring/mug.png/). Any other job's, and an inbox
+    image's whose key is too long for that (outbox_misfit), go under the job id."""
     key = job.source.key
-    if job.trigger == "inbox" and key is not None and key.startswith(INBOX_PREFIX):
-        folder, _, name = key.removeprefix(INBOX_PREFIX).rpartition("/")
-        stem = PurePosixPath(name).stem or name
-        return f"{OUTBOX_PREFIX}{folder}/{stem}/" if folder else f"{OUTBOX_PREFIX}{stem}/"
+    if (
+        job.trigger == "inbox"
+        and key is not None
+        and key.startswith(INBOX_PREFIX)
+        and outbox_misfit(key) is None
+    ):
+        return f"{OUTBOX_PREFIX}{key.removeprefix(INBOX_PREFIX)}/"
     return f"results/{job.id}/"
 
 

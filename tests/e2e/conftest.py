@@ -22,7 +22,7 @@ from backdrop_local.samples import SAMPLES_DIR
 
 pytestmark = pytest.mark.e2e
 
-TERMINAL = {"succeeded", "failed"}
+TERMINAL = {"succeeded", "failed", "canceled"}
 
 
 @dataclass

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,34 @@ def test_without_a_stack_to_talk_to_the_command_says_how_to_name_one(
 
     assert result.returncode == 2
     assert "BACKDROP_API_URL" in one_line(result)
+
+
+def test_cancel_stops_a_running_job_and_a_second_cancel_says_it_has_finished(
+    stack: Local, tmp_path: Path, photo: Path
+) -> None:
+    # A provider that keeps the job processing (submits not held, polls stuck).
+    stack.emulator("settings", {"honour_prefer_wait": False})
+    stack.emulator("script", {"picsart_poll": ["stuck"] * 3})
+    started = backdrop(stack, tmp_path, "generate", str(photo), "--no-wait")
+    job_id = started.stdout.split()[0]
+    deadline = time.monotonic() + 30
+    while stack.api.get(f"/v1/generations/{job_id}").json()["status"] != "running":
+        assert time.monotonic() < deadline, "the job never started running"
+        time.sleep(0.2)
+
+    result = backdrop(stack, tmp_path, "cancel", job_id)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{job_id} canceled: canceled by its caller")
+    assert "may still charge" in result.stdout  # Picsart had accepted it
+    job = stack.wait_for_job(job_id)
+    assert job["status"] == "canceled"
+    while not any(e["detail"]["job_id"] == job_id for e in stack.events()):
+        assert time.monotonic() < deadline + 30, "no event"
+        time.sleep(0.2)
+    announced = {e["detail-type"] for e in stack.events() if e["detail"]["job_id"] == job_id}
+    assert announced == {"Generation Canceled"}
+
+    again = backdrop(stack, tmp_path, "cancel", job_id)
+    assert again.returncode != 0
+    assert "already finished (canceled)" in one_line(again)

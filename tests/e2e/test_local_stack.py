@@ -107,7 +107,7 @@ def test_a_non_image_upload_fails_clearly_before_any_provider_call(stack: Local)
     assert "image" in error["message"].lower()
     assert stack.stats()["picsart"]["submissions"] == 0
     manifest = stack.client("s3").get_object(
-        Bucket=stack.ready["results_bucket"], Key="outbox/e2e/notes/manifest.json"
+        Bucket=stack.ready["results_bucket"], Key="outbox/e2e/notes.png/manifest.json"
     )
     assert json.loads(manifest["Body"].read())["error"] == error
 

@@ -58,6 +58,22 @@ class Stack:
         payload, _ = self.invoke("ApiFunction", event)
         return payload  # type: ignore[no-any-return]
 
+    def cancel_generation(
+        self, job_id: str, api_key_id: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """POST /v1/generations/{id}/cancel through the API function (the sample event's key,
+        or another key id)."""
+        event = load_event("api-get-generation")
+        event["httpMethod"] = event["requestContext"]["httpMethod"] = "POST"
+        event["resource"] = event["requestContext"]["resourcePath"] = "/v1/generations/{id}/cancel"
+        event["path"] = f"/v1/generations/{job_id}/cancel"
+        event["pathParameters"] = {"id": job_id}
+        if api_key_id is not None:
+            event["requestContext"]["identity"]["apiKeyId"] = api_key_id
+        payload, error = self.invoke("ApiFunction", event)
+        assert error is None, payload
+        return payload["statusCode"], json.loads(payload["body"])
+
     def wait_for_execution(self, job_id: str, timeout: float = 60) -> dict[str, Any]:
         sfn = boto3.client("stepfunctions", region_name=REGION)
         arn = self.cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"

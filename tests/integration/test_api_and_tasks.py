@@ -307,3 +307,42 @@ def test_a_provider_that_is_down_is_tried_three_more_times_however_long_the_wait
     assert submit.call_count == 2
     # Never taken, so the mark is cleared: nothing says a paid call may be lost
     assert JobStore(get_settings()).get(str(task["job_id"])).submitting_since is None
+
+
+def _figures(out: str) -> list[tuple[str, dict[str, str]]]:
+    """(metric, dimensions) of each embedded-metric line written."""
+    found = []
+    for line in out.splitlines():
+        if '"_aws"' not in line:
+            continue
+        record = json.loads(line)
+        (directive,) = record["_aws"]["CloudWatchMetrics"]
+        names = {name for dims in directive["Dimensions"] for name in dims}
+        for metric in directive["Metrics"]:
+            found.append((metric["Name"], {name: record[name] for name in names}))
+    return found
+
+
+def test_jobs_are_counted_when_they_start_and_when_they_end_by_provider_and_code(
+    stack: Stack,
+    picsart: respx.MockRouter,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    picsart.post(f"{PICSART}/painting/replace-background").respond(401, json={"detail": "bad key"})
+
+    _, body = _api(stack, load_event("api-create-generation"))
+    stack.wait_for_execution(str(body["id"]))
+
+    figures = _figures(capsys.readouterr().out)
+    assert ("JobsStarted", {"service": "backdrop", "provider": "picsart"}) in figures
+    assert (
+        "JobsFailed",
+        {"service": "backdrop", "provider": "picsart", "code": "provider_auth"},
+    ) in figures
+    assert (
+        "ProviderErrors",
+        {"service": "backdrop", "provider": "picsart", "code": "provider_auth"},
+    ) in figures
+    assert not any(name == "JobsSucceeded" for name, _ in figures)

@@ -114,7 +114,7 @@ def test_duplicate_notification_starts_one_execution(
     assert job["trigger"] == "inbox"
     assert job["source"]["key"] == key  # decoded from the notification's URL encoding
     assert job["options"]["prompt"] == stack.cloud.environment["DEFAULT_PROMPT"]
-    prefix = "outbox/summer sale/tasse café/"
+    prefix = "outbox/summer sale/tasse café.png/"
     assert sorted(stack.result_keys(prefix)) == [f"{prefix}{n}.jpg" for n in (0, 1)] + [
         f"{prefix}manifest.json"
     ]
@@ -139,7 +139,7 @@ def test_url_encoded_keys_are_decoded(stack: Stack, picsart: respx.MockRouter) -
     (job,) = _finished(stack)
     assert job["status"] == "succeeded", job
     assert job["source"]["key"] == key
-    assert [r["key"] for r in job["results"]] == ["outbox/summer sale/a+b tasse café/0.jpg"]
+    assert [r["key"] for r in job["results"]] == ["outbox/summer sale/a+b tasse café.png/0.jpg"]
 
 
 def test_results_land_beside_their_source_with_a_manifest(
@@ -151,7 +151,7 @@ def test_results_land_beside_their_source_with_a_manifest(
 
     (job,) = _finished(stack)
     assert job["status"] == "succeeded", job
-    prefix = "outbox/spring/mug/"
+    prefix = "outbox/spring/mug.png/"
     keys = [r["key"] for r in job["results"]]
     assert keys == [f"{prefix}0.jpg", f"{prefix}1.jpg"]
     assert sorted(stack.result_keys(prefix)) == [*keys, f"{prefix}manifest.json"]
@@ -200,7 +200,9 @@ def test_metadata_options_are_decoded_and_win_over_the_preset(
     sent = [parse_qs(urlsplit(str(call.request.url)).query) for call in edit.calls]
     assert sorted(q["background.seed"][0] for q in sent) == ["42", "43", "44"]
     assert {q["background.prompt"][0] for q in sent} == {prompt}
-    assert [r["key"] for r in cup["results"]] == [f"outbox/spring/cup/{n}.png" for n in range(3)]
+    assert [r["key"] for r in cup["results"]] == [
+        f"outbox/spring/cup.png/{n}.png" for n in range(3)
+    ]
 
 
 def test_a_preset_folder_fills_what_the_metadata_leaves(
@@ -254,7 +256,7 @@ def test_invalid_metadata_fails_the_job_visibly(
     events = stack.published_events()
     assert {e["detail-type"] for e in events} == {"Generation Failed"}
     assert {e["detail"]["job_id"] for e in events} == {job["id"]}
-    manifest = stack.manifest("outbox/cup/")
+    manifest = stack.manifest("outbox/cup.png/")
     assert (manifest["job_id"], manifest["status"]) == (job["id"], "failed")
     assert manifest["error"] == job["error"]
 
@@ -316,7 +318,91 @@ def test_images_the_provider_would_refuse_fail_before_any_call(
     assert job["provider"] == metadata.get("provider", "picsart")
     (event,) = stack.published_events()
     assert event["detail"]["error"]["code"] == code
-    assert stack.manifest("outbox/shelf/cup/")["error"] == job["error"]
+    assert stack.manifest("outbox/shelf/cup.png/")["error"] == job["error"]
+
+
+def test_sources_that_differ_only_by_extension_get_their_own_folders(
+    stack: Stack, picsart: respx.MockRouter
+) -> None:
+    _picsart_answers(picsart, count=1)
+
+    # Given mug.png and mug.jpg dropped in one folder
+    _drop(stack, "inbox/spring/mug.png")
+    _drop(stack, "inbox/spring/mug.jpg", image_bytes("JPEG"))
+
+    # Then each has its own folder, named for its whole file name, and neither's results or
+    # manifest overwrote the other's
+    jobs = {job["source"]["key"]: job for job in _finished(stack)}
+    assert {job["status"] for job in jobs.values()} == {"succeeded"}
+    for name in ("mug.png", "mug.jpg"):
+        prefix = f"outbox/spring/{name}/"
+        job = jobs[f"inbox/spring/{name}"]
+        assert [r["key"] for r in job["results"]] == [f"{prefix}0.jpg"]
+        assert sorted(stack.result_keys(prefix)) == [f"{prefix}0.jpg", f"{prefix}manifest.json"]
+        assert stack.manifest(prefix)["job_id"] == job["id"]
+    assert stack.result_keys("outbox/spring/mug/") == []
+
+
+def _key_of(size: int) -> str:
+    """An inbox key of exactly `size` bytes in UTF-8 (non-ASCII, so bytes are not characters)."""
+    head, tail = "inbox/long names/tasse café ", ".png"
+    room = size - len(head.encode()) - len(tail)
+    key = f"{head}{'é' * (room // 2)}{'x' * (room % 2)}{tail}"
+    assert len(key.encode()) == size
+    return key
+
+
+def test_a_key_too_long_for_its_outbox_folder_fails_as_invalid_key(
+    stack: Stack, picsart: respx.MockRouter
+) -> None:
+    _picsart_answers(picsart)
+
+    # Given an image whose key S3 takes (1015 bytes), but whose outbox manifest key would be
+    # 1030 bytes: over S3's limit of 1024
+    key = _key_of(1015)
+    messages = _drop(stack, key, provider="photoroom")
+    assert _deliver(stack, messages) == set()  # redelivered: still one job, no DLQ
+
+    # Then it is a failed job, decided before any provider call or workflow execution
+    assert stack.executions() == []
+    assert picsart.calls.call_count == 0
+    job = _only_job(stack)
+    assert job["status"] == "failed"
+    assert job["source"]["key"] == key
+    assert job["provider"] == "photoroom"  # the options were read; the key is at fault
+    assert job["error"]["code"] == "invalid_key"
+    assert job["error"]["message"].startswith(
+        "the key is 1015 bytes; the longest that fits is 1009 bytes"
+    )
+    events = stack.published_events()
+    assert {e["detail-type"] for e in events} == {"Generation Failed"}
+    assert {e["detail"]["job_id"] for e in events} == {job["id"]}
+    assert {e["detail"]["error"]["code"] for e in events} == {"invalid_key"}
+
+    # And its manifest is under the job id, nothing under outbox/, and every key written fits
+    manifest = stack.manifest(f"results/{job['id']}/")
+    assert (manifest["job_id"], manifest["status"]) == (job["id"], "failed")
+    assert manifest["source"]["key"] == key
+    assert manifest["error"] == job["error"]
+    assert stack.result_keys("outbox/") == []
+    assert stack.result_keys() == [f"results/{job['id']}/manifest.json"]
+
+
+def test_the_longest_key_that_fits_keeps_its_results_beside_it(
+    stack: Stack, picsart: respx.MockRouter
+) -> None:
+    _picsart_answers(picsart, count=2)
+    key = _key_of(1009)
+
+    _drop(stack, key)
+
+    (job,) = _finished(stack)
+    assert job["status"] == "succeeded", job
+    prefix = f"outbox/{key.removeprefix('inbox/')}/"
+    assert sorted(stack.result_keys(prefix)) == [f"{prefix}{n}.jpg" for n in (0, 1)] + [
+        f"{prefix}manifest.json"
+    ]
+    assert max(len(k.encode()) for k in stack.result_keys()) == 1024
 
 
 def test_a_reupload_replaces_the_earlier_results(stack: Stack, picsart: respx.MockRouter) -> None:
@@ -337,13 +423,13 @@ def test_a_reupload_replaces_the_earlier_results(stack: Stack, picsart: respx.Mo
     (second,) = [job for job in _finished(stack) if job["id"] != first["id"]]
     assert second["status"] == "succeeded", second
     assert edit.call_count == 4
-    assert sorted(stack.result_keys("outbox/mug/")) == [
-        "outbox/mug/0.jpg",
-        "outbox/mug/manifest.json",
+    assert sorted(stack.result_keys("outbox/mug.png/")) == [
+        "outbox/mug.png/0.jpg",
+        "outbox/mug.png/manifest.json",
     ]
-    head = s3.head_object(Bucket=stack.cloud.results_bucket, Key="outbox/mug/0.jpg")
+    head = s3.head_object(Bucket=stack.cloud.results_bucket, Key="outbox/mug.png/0.jpg")
     assert head["Metadata"]["job-id"] == second["id"]
-    assert stack.manifest("outbox/mug/")["job_id"] == second["id"]
+    assert stack.manifest("outbox/mug.png/")["job_id"] == second["id"]
 
 
 def test_a_job_failed_in_the_workflow_leaves_a_failed_manifest_and_no_old_images(
@@ -358,8 +444,8 @@ def test_a_job_failed_in_the_workflow_leaves_a_failed_manifest_and_no_old_images
 
     (second,) = [job for job in _finished(stack) if job["status"] == "failed"]
     assert second["error"]["code"] == "provider_rejected"
-    assert stack.result_keys("outbox/mug/") == ["outbox/mug/manifest.json"]
-    manifest = stack.manifest("outbox/mug/")
+    assert stack.result_keys("outbox/mug.png/") == ["outbox/mug.png/manifest.json"]
+    manifest = stack.manifest("outbox/mug.png/")
     assert (manifest["job_id"], manifest["status"]) == (second["id"], "failed")
     assert manifest["error"] == second["error"]
     assert manifest["results"] == []
@@ -376,7 +462,7 @@ def test_results_never_trigger_generation(stack: Stack, picsart: respx.MockRoute
     _drop(stack, "inbox/mug.png")
     (job,) = _finished(stack)
     assert job["status"] == "succeeded"
-    assert stack.result_keys("outbox/mug/")
+    assert stack.result_keys("outbox/mug.png/")
 
     # Writing the results and the manifest put nothing on the inbox queue
     assert _notifications(stack) == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backdrop import outcomes, telemetry
+from backdrop import outcomes
 from backdrop.workflow.deps import Deps
 from backdrop.workflow.failures import error_from_failure
 from backdrop.workflow.messages import Failure, MarkFailedInput, TaskInput
@@ -18,4 +18,3 @@ def mark_failed(task: MarkFailedInput, deps: Deps) -> Failure:
 def publish(task: TaskInput, deps: Deps) -> None:
     job = deps.jobs.get(task.job_id)
     outcomes.announce(job, deps.settings)
-    telemetry.emit(f"Jobs{job.status.value.title()}", 1)

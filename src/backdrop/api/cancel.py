@@ -1,0 +1,58 @@
+"""POST /v1/generations/{id}/cancel: stop a job that has not finished. A key may cancel
+what it may read (its own jobs and the stack's); another key's job is 404, as anywhere."""
+
+from __future__ import annotations
+
+import re
+from http import HTTPStatus
+
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+
+from backdrop import executions
+from backdrop.api.errors import ApiError
+from backdrop.api.schemas import ErrorBody, error_responses
+from backdrop.api.views import GenerationView, caller, generation_view
+from backdrop.config import get_settings
+from backdrop.domain import FINISHED, JOB_ID_PATTERN
+from backdrop.jobs import JobConflict, JobNotFound, JobStore
+
+router = APIGatewayRouter()  # type: ignore[no-untyped-call]
+settings = get_settings()
+jobs = JobStore(settings)
+
+
+@router.post(
+    "/v1/generations/<job_id>/cancel",
+    summary="Cancel a generation that has not finished",
+    description=(
+        "Stops the job's workflow and marks it `canceled` (with a `Generation Canceled` "
+        "event). Images already stored stay. A job a provider has already accepted may still "
+        "be charged for by the provider; the job's message says so."
+    ),
+    responses={
+        200: {"description": "The canceled generation."},
+        409: {
+            "description": "The generation has already finished.",
+            "content": {"application/json": {"model": ErrorBody}},
+        },
+        **error_responses(403, 404, 422, 429, 500),
+    },
+)
+def cancel_generation(job_id: str) -> GenerationView:
+    reader = caller(router.current_event)
+    if not re.fullmatch(JOB_ID_PATTERN, job_id):
+        raise JobNotFound(job_id)
+    job = jobs.get_for(job_id, reader)
+    try:
+        if job.status in FINISHED:
+            raise JobConflict(job.status.value)
+        job = executions.cancel(job, settings=settings, jobs=jobs)
+    except JobConflict:
+        status = jobs.get(job_id).status.value  # it may have finished a moment ago
+        raise ApiError(
+            HTTPStatus.CONFLICT,
+            "already_finished",
+            f"the generation has already finished ({status}); only a queued or running one "
+            "can be canceled",
+        ) from None
+    return generation_view(job, settings)
