@@ -7,6 +7,7 @@ emulator stands in for Picsart, and an HTTP front plays API Gateway.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -43,6 +44,8 @@ LOCAL_PARAMETERS = {
     # The emulator serves result files over http on loopback, and the local AWS's presigned
     # URLs (image_url) are loopback too: only this stack lets the fetch guards allow them.
     "AllowLoopbackFetch": "true",
+    # Test receivers for webhooks listen on loopback, over http.
+    "AllowPrivateWebhookHosts": "true",
 }
 
 
@@ -116,7 +119,10 @@ class LocalStack:
         eventbridge.install()
 
         parameters = {**LOCAL_PARAMETERS, **options.parameters}
-        secrets: dict[str, str] = {}
+        # What AWS would generate for the signing secret (32 base64 characters), fresh each
+        # run; the ready file names it, so local receivers can verify.
+        webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        keys: dict[str, str] = {"WebhookSigningSecret": webhook_secret}
         if set(registry.names()) - set(options.real_providers):
             self.emulator = ProviderEmulator(
                 options.emulator, host=options.host, port=options.emulator_port
@@ -137,9 +143,9 @@ class LocalStack:
                 if url is None:
                     raise SystemExit(f"the emulator has no {name}: use --provider {name}")
                 parameters.setdefault(f"{title}ApiUrl", url)
-            secrets[f"{title}ApiKeySecret"] = key
+            keys[f"{title}ApiKeySecret"] = key
 
-        self.cloud = cloud = provision(parameters=parameters, secrets=secrets, template=template)
+        self.cloud = cloud = provision(parameters=parameters, secrets=keys, template=template)
         # Functions share this process's environment, so each gets the union of the
         # template's variables (provision checks that they agree).
         os.environ.update({**cloud.environment, "POWERTOOLS_LOG_LEVEL": log_level})
@@ -177,6 +183,9 @@ class LocalStack:
             "event_bus": cloud.event_bus,
             "inbox_queue_url": cloud.inbox_queue_url,
             "inbox_dead_letter_queue_url": cloud.inbox_dlq_url,
+            # Standard Webhooks: verify deliveries with this (e.g. standardwebhooks.Webhook).
+            "webhook_secret": webhook_secret,
+            "webhook_dead_letter_queue_url": _queue_url(cloud, "WebhookDeadLetterQueue"),
             "events_file": str(options.events_file) if options.events_file else None,
             "provider": "+".join(options.real_providers) or "emulator",
             "real_providers": list(options.real_providers),
@@ -239,3 +248,8 @@ def aws_client(ready: dict[str, Any], service: str) -> Any:
         aws_access_key_id="local",
         aws_secret_access_key="local",
     )
+
+
+def _queue_url(cloud: LocalCloud, logical_id: str) -> str | None:
+    queue = cloud.queues.get(logical_id)
+    return queue.url if queue else None

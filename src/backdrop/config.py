@@ -66,6 +66,16 @@ class Settings(BaseModel):
     # allows loopback, for its provider emulator; link-local and metadata never.
     result_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1, le=1024 * 1024 * 1024)
     allow_loopback_fetch: bool = False
+    # Webhooks (webhooks/): the stack's own subscribers (comma-separated https URLs, every
+    # job's outcome), the signing secret's name, the delivery queue and its dead letters, how
+    # many attempts a delivery gets, and whether private hosts (loopback, over http too)
+    # may receive them: only the local stack allows that.
+    webhook_urls: str = ""
+    webhook_secret_name: str | None = None
+    webhook_queue_url: str | None = None
+    webhook_dead_letter_queue_url: str | None = None
+    webhook_max_attempts: int = Field(default=10, ge=1, le=10)
+    allow_private_webhook_hosts: bool = False
     # JSON object: preset name -> InboxPreset. Parsed here, so a bad preset fails the cold start.
     inbox_presets: Annotated[
         Json[dict[PresetName, InboxPreset]], AfterValidator(_known_presets)
@@ -74,6 +84,10 @@ class Settings(BaseModel):
     @property
     def cors_origins(self) -> list[str]:
         return [origin.strip() for origin in self.cors_allow_origins.split(",") if origin.strip()]
+
+    @property
+    def stack_webhooks(self) -> list[str]:
+        return [url.strip() for url in self.webhook_urls.split(",") if url.strip()]
 
 
 @cache

@@ -144,6 +144,15 @@ class JobError(BaseModel):
     message: str
 
 
+class WebhookState(BaseModel):
+    """How the job's own webhook is going (the stack's subscribers are not shown on jobs)."""
+
+    status: Literal["pending", "delivered", "failed"] = "pending"
+    attempts: int = Field(default=0, ge=0)
+    last_status_code: int | None = None
+    last_attempt_at: datetime | None = None
+
+
 @dataclass(frozen=True)
 class Problem:
     """One reason a piece of work is refused: the field at fault (as the caller named it)
@@ -178,6 +187,7 @@ class NewJob:
     source: ImageSource
     options: GenerationOptions
     metadata: dict[str, str] = field(default_factory=dict)
+    webhook_url: str | None = None  # told of the outcome (webhooks/), checked when asked
     # Whose it is (OWNER_PATTERN). Only the stack's own work may leave it to the default:
     # an API job always belongs to the key that asked, so a forgotten owner fails here
     # rather than showing the job to every key.
@@ -208,6 +218,8 @@ class Job(BaseModel):
     results: list[ResultImage] = Field(default_factory=list)
     error: JobError | None = None
     metadata: Metadata = Field(default_factory=dict)
+    webhook_url: str | None = None
+    webhook: WebhookState | None = None
     # None only on records made before owners were recorded (see `readable_by`).
     owner: Owner | None = None
     created_at: datetime

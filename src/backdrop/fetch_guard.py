@@ -183,6 +183,46 @@ def user_url_refusal(scheme: str, host: str, *, allow_loopback: bool) -> str | N
     return None if reason is None else f"must name a public host: {reason}"
 
 
+MAX_WEBHOOK_URL_LENGTH = 2048
+
+
+def webhook_url_refusal(url: str, *, allow_private: bool) -> str | None:
+    """Why a URL is refused as a webhook destination, or None: https (http only to
+    loopback, where allowed), no credentials, at most MAX_WEBHOOK_URL_LENGTH characters, a
+    host name (no IP address but loopback, where allowed) that is not a local name and
+    resolves only to public addresses. Checked again, after resolution, at each delivery."""
+    from urllib.parse import urlsplit
+
+    if len(url) > MAX_WEBHOOK_URL_LENGTH:
+        return f"longer than {MAX_WEBHOOK_URL_LENGTH} characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    host = parts.hostname or ""
+    if not host:
+        return "has no host"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry credentials"
+    if _loopback_literal(host, allow_private):
+        return None
+    if parts.scheme != "https":
+        return "must be an https URL"
+    if ip_literal(host) is not None:
+        return "must name a host, not an IP address"
+    reason = name_refusal(host)
+    if reason is not None:
+        return f"must name a public host: {reason}"
+    try:
+        checked_addresses(host, port, allow_loopback=allow_private)
+    except FetchBlocked as exc:
+        return f"must name a public host: {exc.reason}"
+    except OSError:
+        return f"{host} does not resolve"
+    return None
+
+
 def checked_addresses(host: str, port: int, *, allow_loopback: bool) -> list[str]:
     """The addresses to connect to for `host`: resolved once, every one checked. Raises
     FetchBlocked if any is refused, OSError if the name does not resolve."""

@@ -16,7 +16,15 @@ from botocore.exceptions import ClientError
 
 from backdrop import aws
 from backdrop.config import Settings
-from backdrop.domain import STACK_OWNER, Job, JobError, JobStatus, NewJob, ResultImage
+from backdrop.domain import (
+    STACK_OWNER,
+    Job,
+    JobError,
+    JobStatus,
+    NewJob,
+    ResultImage,
+    WebhookState,
+)
 
 # Listing: two global secondary indexes on the jobs table (template.yaml), each keeping
 # every owner's jobs (domain.Owner) apart and in creation order, so what a key may list (its
@@ -88,6 +96,7 @@ class JobStore:
         planned = {f.name: getattr(new, f.name) for f in fields(new)}
         job = Job(
             **planned,
+            webhook=WebhookState() if new.webhook_url else None,
             status=JobStatus.QUEUED,
             created_at=now,
             updated_at=now,
@@ -273,6 +282,27 @@ class JobStore:
             values={"error": reason.model_dump(mode="json")},
         )
         return self.get(job_id)
+
+    def record_webhook(self, job_id: str, state: WebhookState) -> None:
+        """Record how the job's own webhook went. A state from fewer attempts than the one
+        recorded is stale (deliveries run in parallel with redeliveries) and is dropped."""
+        try:
+            aws.client("dynamodb").update_item(
+                TableName=self._table_name,
+                Key={"id": {"S": job_id}},
+                UpdateExpression="SET #w = :w",
+                ConditionExpression=(
+                    "attribute_exists(id) AND (attribute_not_exists(#w.#a) OR #w.#a <= :n)"
+                ),
+                ExpressionAttributeNames={"#w": "webhook", "#a": "attempts"},
+                ExpressionAttributeValues={
+                    ":w": _to_attr(state.model_dump(mode="json")),
+                    ":n": {"N": str(state.attempts)},
+                },
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
 
     def _transition(
         self,

@@ -113,6 +113,7 @@ class Ask:
     metadata: dict[str, str] = field(default_factory=dict)
     job_id: str | None = None  # derived by the caller where the work identifies itself
     owner: str = STACK_OWNER
+    webhook_url: str | None = None  # checked by the caller (fetch_guard.webhook_url_refusal)
 
 
 class PlanRefused(Refused):
@@ -146,6 +147,7 @@ def plan(ask: Ask, settings: Settings) -> NewJob:
         options=GenerationOptions(prompt=settings.default_prompt, count=settings.default_count),
         metadata=ask.metadata,
         owner=ask.owner,
+        webhook_url=ask.webhook_url,
     )
     try:
         spec, options = _options((*ask.layers, stack), guided=ask.guidance is not None)

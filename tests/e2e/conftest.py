@@ -135,6 +135,8 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
         "--param", "PollFirstWaitSeconds=1",
         "--param", "PollIntervalSeconds=1",
         "--param", "PollMaxAttempts=5",
+        # A dead webhook receiver reaches the dead letters after one retry (5 s later).
+        "--param", "WebhookMaxAttempts=2",
         "--emulate", "processing_seconds=1",
     ) as stack:  # fmt: skip
         yield stack

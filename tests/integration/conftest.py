@@ -6,6 +6,7 @@ dispatched in-process to our handlers (backdrop_local.lambdas), exactly as in `b
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -21,10 +22,13 @@ from backdrop.config import Settings
 from backdrop.jobs import JobStore
 from backdrop_local import eventbridge, lambdas, s3_events
 from backdrop_local.cloud import REGION, LocalCloud, provision
+from backdrop_local.pollers import batch_failures, sqs_event
 from backdrop_local.template import Template
 from tests.conftest import load_event
 
 PICSART = "https://genai-api.picsart.io/v1"
+# The stack's webhook signing secret in these tests (Standard Webhooks: whsec_ + base64).
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"integration-tests-signing-key").decode()
 CDN = "https://cdn.picsart.test"
 # The smallest valid PNG: what the fake provider "generates".
 PNG = bytes.fromhex(
@@ -137,6 +141,29 @@ class Stack:
         body = s3.get_object(Bucket=self.cloud.results_bucket, Key=f"{prefix}manifest.json")
         return json.loads(body["Body"].read())  # type: ignore[no-any-return]
 
+    def deliver_webhooks(self) -> int:
+        """What Lambda's event source mapping does for the webhook queue, once: the visible
+        messages to the webhook function, those it did not fail deleted. Returns how many."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        queue = self.cloud.queues["WebhookQueue"]
+        messages = sqs.receive_message(
+            QueueUrl=queue.url, MaxNumberOfMessages=10, WaitTimeSeconds=0, AttributeNames=["All"]
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        payload, error = self.invoke("WebhookFunction", sqs_event(messages, queue.arn, REGION))
+        failed = batch_failures(payload, error, messages)
+        for message in messages:
+            if message["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
+        return len(messages)
+
+    def dead_webhooks(self) -> list[dict[str, Any]]:
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = self.cloud.queues["WebhookDeadLetterQueue"].url
+        answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        return [json.loads(m["Body"]) for m in answer.get("Messages", [])]
+
     def published_events(self) -> list[dict[str, Any]]:
         sqs = boto3.client("sqs", region_name=REGION)
         found: list[dict[str, Any]] = []
@@ -167,7 +194,11 @@ def make_stack(
         def make(template: Template | None = None, **parameters: str) -> Stack:
             # Waits are real sleeps in moto's engine: keep them at zero unless a test says.
             defaults = {"PollFirstWaitSeconds": "0", "PollIntervalSeconds": "0"}
-            cloud = provision(parameters={**defaults, **parameters}, template=template)
+            cloud = provision(
+                parameters={**defaults, **parameters},
+                secrets={"WebhookSigningSecret": WEBHOOK_SECRET},
+                template=template,
+            )
             for key, value in cloud.environment.items():
                 monkeypatch.setenv(key, value)
             lambdas.reset()  # a new stack: every function cold-starts with its environment

@@ -33,6 +33,7 @@ def _metrics(alarm: dict[str, Any]) -> set[tuple[str, str]]:
 CONDITIONS = {
     "FailedJobRateAlarm": {("Backdrop", "JobsFailed"), ("Backdrop", "JobsSucceeded")},
     "DeadLetterQueueAlarm": {("AWS/SQS", "ApproximateNumberOfMessagesVisible")},
+    "WebhookDeadLetterAlarm": {("AWS/SQS", "ApproximateNumberOfMessagesVisible")},
     "ExecutionsFailedAlarm": {
         ("AWS/States", "ExecutionsFailed"),
         ("AWS/States", "ExecutionsSucceeded"),

@@ -58,7 +58,7 @@ def _resources(transformed: dict[str, Any], kind: str) -> dict[str, dict[str, An
 
 def test_sam_transform_gives_the_expected_resources(transformed: dict[str, Any]) -> None:
     functions = _resources(transformed, "AWS::Lambda::Function")
-    assert len(functions) == 8
+    assert len(functions) == 9
     for function in functions.values():
         assert function["Properties"]["Runtime"] == "python3.13"
         assert function["Properties"]["Architectures"] == ["arm64"]
@@ -93,9 +93,11 @@ def test_sam_transform_gives_the_expected_resources(transformed: dict[str, Any])
         filled = json.loads(body.replace("$context.requestId", "r-1"))
         assert set(filled["error"]) == {"code", "message", "details", "request_id"}
         assert filled["error"]["request_id"] == "r-1"
-    (mapping,) = _resources(transformed, "AWS::Lambda::EventSourceMapping").values()
-    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert "MaximumConcurrency" in mapping["Properties"]["ScalingConfig"]
+    mappings = _resources(transformed, "AWS::Lambda::EventSourceMapping").values()
+    assert len(mappings) == 2  # the inbox's queue, the webhooks' queue
+    for mapping in mappings:
+        assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert "MaximumConcurrency" in mapping["Properties"]["ScalingConfig"]
     (machine,) = _resources(transformed, "AWS::StepFunctions::StateMachine").values()
     assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
     assert "LoggingConfiguration" in machine["Properties"]

@@ -172,6 +172,7 @@ def _start(request: GenerationRequest, owner: str) -> Job:
         guidance_scale=guidance.scale if guidance else 0.6,
         metadata=request.metadata,
         owner=owner,
+        webhook_url=request.webhook_url,
     )
     try:
         new = plan(ask, settings)

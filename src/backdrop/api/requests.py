@@ -14,6 +14,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     WithJsonSchema,
     model_validator,
@@ -63,6 +64,26 @@ def _provider_fetchable(url: AnyHttpUrl) -> AnyHttpUrl:
     if reason is not None:
         raise ValueError(reason)
     return url
+
+
+def _webhook_destination(url: str) -> str:
+    """Where a job's outcome may be POSTed (fetch_guard.webhook_url_refusal): checked here,
+    with its DNS answer, and again at every delivery."""
+    try:
+        allow_private = get_settings().allow_private_webhook_hosts
+    except ValidationError:
+        allow_private = False
+    reason = fetch_guard.webhook_url_refusal(url, allow_private=allow_private)
+    if reason is not None:
+        raise ValueError(reason)
+    return url
+
+
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=fetch_guard.MAX_WEBHOOK_URL_LENGTH),
+    AfterValidator(_webhook_destination),
+]
 
 
 # A photo's URL as callers give it: https, a public host name (see _provider_fetchable).
@@ -177,6 +198,11 @@ class GenerationRequest(BaseModel):
         default_factory=dict,
         max_length=MAX_METADATA_ENTRIES,
         description="Your own labels (string to string), echoed in the job and its events.",
+    )
+    webhook_url: WebhookUrl | None = Field(
+        default=None,
+        description="An https URL on a public host, POSTed the job's outcome, signed by the "
+        "Standard Webhooks spec (webhook-id, webhook-timestamp, webhook-signature).",
     )
 
     @model_validator(mode="after")

@@ -26,6 +26,7 @@ from backdrop.domain import (
     ReferenceBox,
     ResultImage,
     Trigger,
+    WebhookState,
     key_owner,
 )
 from backdrop.storage import presigned_get
@@ -75,6 +76,7 @@ class RequestView(BaseModel):
     model: ModelVersion | None = _option("(Photoroom)")
     reference_box: ReferenceBox | None = _option("(Photoroom)")
     output_size: str | None = _option("(Photoroom)")
+    webhook_url: str | None = _option("Where the outcome is POSTed.")
 
 
 class ResultView(BaseModel):
@@ -99,6 +101,11 @@ class GenerationView(BaseModel):
     metadata: dict[str, str]
     results: list[ResultView] = Field(description="Empty until the job has succeeded.")
     error: JobError | None = Field(description="Why the job failed; null otherwise.")
+    webhook: WebhookState | None = Field(
+        default=None,
+        description="How the delivery to webhook_url is going (pending, delivered, failed); "
+        "null without a webhook_url.",
+    )
 
 
 class GenerationPage(BaseModel):
@@ -130,11 +137,13 @@ def generation_view(job: Job, settings: Settings) -> GenerationView:
             image_url=job.source.url,
             image_key=_key(job.source),
             guidance=guidance,
+            webhook_url=job.webhook_url,
             **options.model_dump(exclude={"guidance"}),
         ),
         metadata=job.metadata,
         results=[_result(r, job.options.format, settings) for r in job.results],
         error=job.error,
+        webhook=job.webhook,
     )
 
 
