@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 # Who asked for a job: the HTTPS API or an image dropped under inbox/.
-Trigger = Literal["api", "inbox"]
+Trigger = Literal["api", "inbox", "event"]
 # Whose a job is. A key reads and lists only its own jobs and the stack's (jobs.py):
 # "key:<API key id>" for a job an API key asked for (the id API Gateway passes the function,
 # never the key itself), STACK_OWNER for work the stack started on its own (inbox images;

@@ -125,6 +125,27 @@ class PlanRefused(Refused):
         self.job = job
 
 
+def refusal(ask: Ask, refused: Refused, settings: Settings) -> PlanRefused:
+    """A refusal decided before planning (a request that could not even be read), with the
+    job as asked, to record and announce like any other."""
+    return PlanRefused(refused, _as_asked(ask, ask.job_id or new_job_id(), settings))
+
+
+def _as_asked(ask: Ask, job_id: str, settings: Settings) -> NewJob:
+    """The job as far as it is planned: what a refusal records (the stack's defaults, until
+    the options are known; the photo as given, until it is checked)."""
+    return NewJob(
+        id=job_id,
+        trigger=ask.trigger,
+        provider=settings.default_provider,
+        source=_unchecked(ask.photo, settings),
+        options=GenerationOptions(prompt=settings.default_prompt, count=settings.default_count),
+        metadata=ask.metadata,
+        owner=ask.owner,
+        webhook_url=ask.webhook_url,
+    )
+
+
 def plan(ask: Ask, settings: Settings) -> NewJob:
     """The new job for `ask`, or PlanRefused saying why there can be none."""
     job_id = ask.job_id or new_job_id()
@@ -137,18 +158,7 @@ def plan(ask: Ask, settings: Settings) -> NewJob:
         },
         lambda name: "the stack's default",
     )
-    # As far as it is planned: what a refusal records (the stack's defaults, until the
-    # options are known; the photo as given, until it is checked).
-    job = NewJob(
-        id=job_id,
-        trigger=ask.trigger,
-        provider=settings.default_provider,
-        source=_unchecked(ask.photo, settings),
-        options=GenerationOptions(prompt=settings.default_prompt, count=settings.default_count),
-        metadata=ask.metadata,
-        owner=ask.owner,
-        webhook_url=ask.webhook_url,
-    )
+    job = _as_asked(ask, job_id, settings)
     try:
         spec, options = _options((*ask.layers, stack), guided=ask.guidance is not None)
     except Refused as exc:

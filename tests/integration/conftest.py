@@ -141,22 +141,25 @@ class Stack:
         body = s3.get_object(Bucket=self.cloud.results_bucket, Key=f"{prefix}manifest.json")
         return json.loads(body["Body"].read())  # type: ignore[no-any-return]
 
-    def deliver_webhooks(self) -> int:
-        """What Lambda's event source mapping does for the webhook queue, once: the visible
-        messages to the webhook function, those it did not fail deleted. Returns how many."""
+    def feed(self, queue_id: str, function_id: str) -> int:
+        """What Lambda's event source mapping does for a queue, once: the visible messages
+        to the function, those it did not fail deleted. Returns how many it got."""
         sqs = boto3.client("sqs", region_name=REGION)
-        queue = self.cloud.queues["WebhookQueue"]
+        queue = self.cloud.queues[queue_id]
         messages = sqs.receive_message(
             QueueUrl=queue.url, MaxNumberOfMessages=10, WaitTimeSeconds=0, AttributeNames=["All"]
         ).get("Messages", [])
         if not messages:
             return 0
-        payload, error = self.invoke("WebhookFunction", sqs_event(messages, queue.arn, REGION))
+        payload, error = self.invoke(function_id, sqs_event(messages, queue.arn, REGION))
         failed = batch_failures(payload, error, messages)
         for message in messages:
             if message["MessageId"] not in failed:
                 sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
         return len(messages)
+
+    def deliver_webhooks(self) -> int:
+        return self.feed("WebhookQueue", "WebhookFunction")
 
     def dead_webhooks(self) -> list[dict[str, Any]]:
         sqs = boto3.client("sqs", region_name=REGION)

@@ -34,6 +34,7 @@ CONDITIONS = {
     "FailedJobRateAlarm": {("Backdrop", "JobsFailed"), ("Backdrop", "JobsSucceeded")},
     "DeadLetterQueueAlarm": {("AWS/SQS", "ApproximateNumberOfMessagesVisible")},
     "WebhookDeadLetterAlarm": {("AWS/SQS", "ApproximateNumberOfMessagesVisible")},
+    "RequestDeadLetterAlarm": {("AWS/SQS", "ApproximateNumberOfMessagesVisible")},
     "ExecutionsFailedAlarm": {
         ("AWS/States", "ExecutionsFailed"),
         ("AWS/States", "ExecutionsSucceeded"),

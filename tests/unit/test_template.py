@@ -58,7 +58,7 @@ def _resources(transformed: dict[str, Any], kind: str) -> dict[str, dict[str, An
 
 def test_sam_transform_gives_the_expected_resources(transformed: dict[str, Any]) -> None:
     functions = _resources(transformed, "AWS::Lambda::Function")
-    assert len(functions) == 9
+    assert len(functions) == 10
     for function in functions.values():
         assert function["Properties"]["Runtime"] == "python3.13"
         assert function["Properties"]["Architectures"] == ["arm64"]
@@ -94,7 +94,7 @@ def test_sam_transform_gives_the_expected_resources(transformed: dict[str, Any])
         assert set(filled["error"]) == {"code", "message", "details", "request_id"}
         assert filled["error"]["request_id"] == "r-1"
     mappings = _resources(transformed, "AWS::Lambda::EventSourceMapping").values()
-    assert len(mappings) == 2  # the inbox's queue, the webhooks' queue
+    assert len(mappings) == 3  # the queues of the inbox, the requests and the webhooks
     for mapping in mappings:
         assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert "MaximumConcurrency" in mapping["Properties"]["ScalingConfig"]

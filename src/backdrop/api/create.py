@@ -26,10 +26,6 @@ from backdrop.observability import logger
 from backdrop.plan import (
     UPLOAD_TYPES,
     UPLOADS_PREFIX,
-    Ask,
-    Layer,
-    OptionLayer,
-    Photo,
     PlanRefused,
     plan,
 )
@@ -144,36 +140,12 @@ def _idempotent_start() -> tuple[Any, Any]:
 
 
 # Request fields that are options; plan.py applies the stack's defaults under them.
-_OPTION_FIELDS = set(OptionLayer.model_fields)
 
 
 def _start(request: GenerationRequest, owner: str) -> Job:
     """Plan the job (a refusal is a 422 naming the fields), record it as `owner`'s, start
     it."""
-    if request.image_url is not None:
-        photo = Photo(url=str(request.image_url), field="image_url")
-    elif request.image_key is not None:
-        photo = Photo(upload_key=request.image_key, field="image_key")
-    else:
-        field = "image" if request.image is not None else "image_base64"
-        photo = Photo(data=request.inline_image, field=field)
-    guidance = request.guidance
-    ask = Ask(
-        trigger="api",
-        photo=photo,
-        layers=(Layer(request.model_dump(include=_OPTION_FIELDS, exclude_none=True)),),
-        guidance=None
-        if guidance is None
-        else Photo(
-            url=str(guidance.image_url) if guidance.image_url else None,
-            upload_key=guidance.image_key,
-            field="guidance.image_key",
-        ),
-        guidance_scale=guidance.scale if guidance else 0.6,
-        metadata=request.metadata,
-        owner=owner,
-        webhook_url=request.webhook_url,
-    )
+    ask = request.ask(trigger="api", owner=owner)
     try:
         new = plan(ask, settings)
     except PlanRefused as exc:

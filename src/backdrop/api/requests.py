@@ -32,7 +32,9 @@ from backdrop.domain import (
     Metadata,
     ModelVersion,
     ReferenceBox,
+    Trigger,
 )
+from backdrop.plan import Ask, Layer, OptionLayer, Photo
 from backdrop.providers import registry
 
 # Lambda takes at most 6 MB per request and base64 adds a third: bigger photos go by upload.
@@ -217,3 +219,34 @@ class GenerationRequest(BaseModel):
     @property
     def inline_image(self) -> bytes | None:
         return self.image if self.image is not None else self.image_base64
+
+    def ask(self, *, trigger: Trigger, owner: str, job_id: str | None = None) -> Ask:
+        """What this request asks the plan for (the API's, and the events' too)."""
+        if self.image_url is not None:
+            photo = Photo(url=str(self.image_url), field="image_url")
+        elif self.image_key is not None:
+            photo = Photo(upload_key=self.image_key, field="image_key")
+        else:
+            field = "image" if self.image is not None else "image_base64"
+            photo = Photo(data=self.inline_image, field=field)
+        guidance = self.guidance
+        return Ask(
+            trigger=trigger,
+            photo=photo,
+            layers=(Layer(self.model_dump(include=_OPTION_FIELDS, exclude_none=True)),),
+            guidance=None
+            if guidance is None
+            else Photo(
+                url=str(guidance.image_url) if guidance.image_url else None,
+                upload_key=guidance.image_key,
+                field="guidance.image_key",
+            ),
+            guidance_scale=guidance.scale if guidance else 0.6,
+            metadata=self.metadata,
+            owner=owner,
+            job_id=job_id,
+            webhook_url=self.webhook_url,
+        )
+
+
+_OPTION_FIELDS = set(OptionLayer.model_fields)

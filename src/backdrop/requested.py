@@ -1,0 +1,105 @@
+"""`Generation Requested` events: what one event on the stack's bus becomes. A started job,
+or a failed job that says why (`invalid_request` naming the field, with the request's
+metadata on its `Generation Failed` event): never an exception a retry cannot fix, so a bad
+event never loops or floods the dead letters.
+
+The detail holds the fields of POST /v1/generations (the photo as `image_url`, or as
+`image_key` from POST /v1/uploads: events are too small for the photo itself), `metadata`,
+and optionally `webhook_url` and `idempotency_key`. Event jobs are the stack's, like the
+inbox's: every API key reads them. The job id comes from the event's source and its
+idempotency key (else the event's id): a redelivered or repeated event is the same job."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Self
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from backdrop import executions
+from backdrop.api.requests import GenerationRequest
+from backdrop.config import Settings
+from backdrop.domain import STACK_OWNER, Job, JobError, Metadata, Problem, Refused
+from backdrop.jobs import JobStore
+from backdrop.observability import logger
+from backdrop.plan import Ask, Photo, PlanRefused, plan, refusal
+
+DETAIL_TYPE = "Generation Requested"
+
+
+class RequestedGeneration(GenerationRequest):
+    """An event's detail: POST /v1/generations' fields, an image by URL or upload key."""
+
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+
+    @model_validator(mode="after")
+    def _no_photo_inline(self) -> Self:
+        if self.inline_image is not None:
+            raise ValueError(
+                "an event cannot carry the photo: upload it (POST /v1/uploads) and give "
+                "image_key, or give image_url"
+            )
+        return self
+
+
+def event_job_id(source: str, identity: str) -> str:
+    return hashlib.sha256("\n".join(("event", source, identity)).encode()).hexdigest()[:32]
+
+
+def handle(event: dict[str, Any], *, settings: Settings, jobs: JobStore) -> Job:
+    detail = event.get("detail")
+    fields = detail if isinstance(detail, dict) else {}
+    key = fields.get("idempotency_key")
+    identity = key if isinstance(key, str) and key else str(event.get("id", ""))
+    job_id = event_job_id(str(event.get("source", "")), identity)
+    try:
+        request = RequestedGeneration.model_validate(detail)
+    except ValidationError as exc:
+        problems = tuple(
+            Problem(".".join(str(p) for p in e["loc"]) or "detail", e["msg"])
+            for e in exc.errors(include_url=False)
+        )
+        refused = refusal(
+            _as_given(fields, job_id),
+            Refused("invalid_request", "the request is invalid", problems),
+            settings,
+        )
+        return _refuse(refused, settings=settings, jobs=jobs)
+    ask = request.ask(trigger="event", owner=STACK_OWNER, job_id=job_id)
+    try:
+        new = plan(ask, settings)
+    except PlanRefused as exc:
+        return _refuse(exc, settings=settings, jobs=jobs)
+    job = executions.start(new, settings=settings, jobs=jobs)
+    logger.info("requested generation started", extra={"job_id": job.id})
+    return job
+
+
+def _refuse(refused: PlanRefused, *, settings: Settings, jobs: JobStore) -> Job:
+    """Record and announce the refusal; its message names each field at fault (the event's
+    sender has no HTTP answer to read them from)."""
+    said = "; ".join(f"{p.field}: {p.reason}" for p in refused.problems)
+    error = JobError(
+        code=refused.code, message=f"{refused.message} ({said})" if said else refused.message
+    )
+    logger.info("requested generation refused", extra={"job_id": refused.job.id, "error": said})
+    return executions.refuse(refused.job, error, settings=settings, jobs=jobs)
+
+
+def _as_given(fields: dict[str, Any], job_id: str) -> Ask:
+    """What a request that could not be read asked for, as far as it can be told: its
+    photo if it named one plainly, and its metadata if that is valid (the failure's event
+    carries it, so the sender can match its own ids)."""
+    url, image_key = fields.get("image_url"), fields.get("image_key")
+    photo = Photo(url=url) if isinstance(url, str) and url else Photo()
+    if photo.url is None and isinstance(image_key, str) and image_key:
+        photo = Photo(upload_key=image_key)
+    try:
+        metadata = _Labels.model_validate({"metadata": fields.get("metadata") or {}}).metadata
+    except ValidationError:
+        metadata = {}
+    return Ask(trigger="event", photo=photo, metadata=metadata, job_id=job_id, owner=STACK_OWNER)
+
+
+class _Labels(BaseModel):
+    metadata: Metadata
