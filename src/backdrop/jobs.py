@@ -216,25 +216,13 @@ class JobStore:
         """Record that a paid submit is about to be sent. False if one already was, and its
         outcome was never recorded (a crash between the provider's answer and the record):
         the caller must not send another."""
-        try:
-            aws.client("dynamodb").update_item(
-                TableName=self._table_name,
-                Key={"id": {"S": job_id}},
-                UpdateExpression="SET #s = :now",
-                ConditionExpression=(
-                    "attribute_exists(id) AND #status = :queued AND attribute_not_exists(#s)"
-                ),
-                ExpressionAttributeNames={"#s": "submitting_since", "#status": "status"},
-                ExpressionAttributeValues={
-                    ":now": {"S": _now().isoformat()},
-                    ":queued": {"S": JobStatus.QUEUED.value},
-                },
-            )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+        return self._set_if(
+            job_id,
+            "SET #s = :now",
+            "attribute_exists(id) AND #status = :queued AND attribute_not_exists(#s)",
+            names={"#s": "submitting_since", "#status": "status"},
+            values={":now": {"S": _now().isoformat()}, ":queued": {"S": JobStatus.QUEUED.value}},
+        )
 
     def clear_submitting(self, job_id: str) -> None:
         """The provider surely did not take the submit (it refused it, or it never left):
@@ -286,23 +274,41 @@ class JobStore:
     def record_webhook(self, job_id: str, state: WebhookState) -> None:
         """Record how the job's own webhook went. A state from fewer attempts than the one
         recorded is stale (deliveries run in parallel with redeliveries) and is dropped."""
+        self._set_if(
+            job_id,
+            "SET #w = :w",
+            "attribute_exists(id) AND (attribute_not_exists(#w.#a) OR #w.#a <= :n)",
+            names={"#w": "webhook", "#a": "attempts"},
+            values={
+                ":w": _to_attr(state.model_dump(mode="json")),
+                ":n": {"N": str(state.attempts)},
+            },
+        )
+
+    def _set_if(
+        self,
+        job_id: str,
+        update: str,
+        condition: str,
+        *,
+        names: dict[str, str],
+        values: dict[str, Any],
+    ) -> bool:
+        """One conditional update; False (nothing written) when the condition fails."""
         try:
             aws.client("dynamodb").update_item(
                 TableName=self._table_name,
                 Key={"id": {"S": job_id}},
-                UpdateExpression="SET #w = :w",
-                ConditionExpression=(
-                    "attribute_exists(id) AND (attribute_not_exists(#w.#a) OR #w.#a <= :n)"
-                ),
-                ExpressionAttributeNames={"#w": "webhook", "#a": "attempts"},
-                ExpressionAttributeValues={
-                    ":w": _to_attr(state.model_dump(mode="json")),
-                    ":n": {"N": str(state.attempts)},
-                },
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
-            if not _is_condition_failure(exc):
-                raise
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
 
     def _transition(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from email.header import Header
 from typing import Any
@@ -561,3 +562,25 @@ def test_a_failed_start_is_retried_by_redelivery(
     # Then the job runs: it was left queued, not failed
     (execution,) = stack.executions()
     assert stack.wait_for_execution(execution["name"])["status"] == "SUCCEEDED"
+
+
+def test_a_canceled_inbox_job_leaves_a_canceled_manifest(
+    stack: Stack, picsart: respx.MockRouter
+) -> None:
+    picsart.post(f"{PICSART}/painting/replace-background").mock(return_value=submitted())
+    picsart.get(f"{PICSART}/painting/inf-1").respond(200, json={"status": "processing"})
+    _drop(stack, "inbox/spring/vase.png")
+    job_id = _only_job(stack)["id"]
+    deadline = time.monotonic() + 20
+    while stack.job(job_id)["provider_job_id"] is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    # Any API key may cancel the stack's own jobs, as it may read them.
+    status, body = stack.cancel_generation(job_id, api_key_id="anotherkey")
+
+    assert status == 200
+    manifest = stack.manifest("outbox/spring/vase.png/")
+    assert (manifest["job_id"], manifest["status"]) == (job_id, "canceled")
+    assert manifest["error"]["code"] == "canceled"
+    assert body["status"] == "canceled"
