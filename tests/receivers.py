@@ -4,6 +4,7 @@ body) and answers each with the next scripted status (then 200)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ class Receiver:
     answers: list[int] = field(default_factory=list)  # statuses to answer, in order
     requests: list[Received] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)  # sent with every answer
+    delay: float = 0.0  # seconds to wait before answering
+    trickle: float = 0.0  # seconds to spend sending the headers, a byte at a time
 
 
 @contextmanager
@@ -33,11 +36,21 @@ def receiver(*answers: int) -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            time.sleep(state.delay)
             with lock:
                 state.requests.append(
                     Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 )
                 status = state.answers.pop(0) if state.answers else 200
+            if state.trickle:
+                # A receiver that never finishes answering, but is never silent for long.
+                deadline = time.monotonic() + state.trickle
+                self.wfile.write(f"HTTP/1.1 {status} OK\r\n".encode())
+                while time.monotonic() < deadline:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+                return
             self.send_response(status)
             for name, value in state.headers.items():
                 self.send_header(name, value)

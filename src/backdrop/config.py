@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Json, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Json,
+    StringConstraints,
+    model_validator,
+)
 
+from backdrop import fetch_guard
 from backdrop.domain import InboxPreset
 from backdrop.providers import registry
 
@@ -88,6 +97,18 @@ class Settings(BaseModel):
     @property
     def stack_webhooks(self) -> list[str]:
         return [url.strip() for url in self.webhook_urls.split(",") if url.strip()]
+
+    @model_validator(mode="after")
+    def _webhooks_are_destinations(self) -> Self:
+        # A bad subscriber fails the cold start, not every delivery (no DNS here: the
+        # deliveries check the addresses).
+        for url in self.stack_webhooks:
+            reason = fetch_guard.webhook_url_refusal(
+                url, allow_private=self.allow_private_webhook_hosts, resolve=False
+            )
+            if reason is not None:
+                raise ValueError(f"WebhookUrls: {url[:100]} {reason}")
+        return self
 
 
 @cache

@@ -69,14 +69,18 @@ def refuse(new: NewJob, error: JobError, *, settings: Settings, jobs: JobStore) 
 
 def cancel(job: Job, *, settings: Settings, jobs: JobStore) -> Job:
     """Cancel a job that has not finished: mark it first (from then on no task's write can
-    finish it), then stop its execution, then announce it. JobConflict if it had finished:
-    a job that succeeded keeps its results and its event."""
+    finish it), then stop its execution, then announce it. Canceling it again announces it
+    again (a lost announcement is worse than a repeated one). JobConflict if it ended
+    otherwise: a job that succeeded keeps its results and its event."""
+    if job.status is JobStatus.CANCELED:
+        outcomes.announce(job, settings)
+        return job
     message = "canceled by its caller"
-    if job.provider_job_id and registry.get(job.provider).mode is Mode.ASYNC:
-        message += (
-            f"; {job.provider} had already accepted it (job {job.provider_job_id}) and may "
-            "still charge for it"
-        )
+    # Accepted, or maybe accepted (a submit under way): the provider may bill it.
+    sent = job.provider_job_id or job.submitting_since
+    if sent and registry.get(job.provider).mode is Mode.ASYNC:
+        which = f" (job {job.provider_job_id})" if job.provider_job_id else ""
+        message += f"; {job.provider} had already been sent it{which} and may still charge for it"
     canceled = jobs.mark_canceled(job.id, JobError(code="canceled", message=message))
     machine = settings.state_machine_arn or ""  # set for every function that cancels
     execution = machine.replace(":stateMachine:", ":execution:")

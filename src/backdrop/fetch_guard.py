@@ -186,11 +186,12 @@ def user_url_refusal(scheme: str, host: str, *, allow_loopback: bool) -> str | N
 MAX_WEBHOOK_URL_LENGTH = 2048
 
 
-def webhook_url_refusal(url: str, *, allow_private: bool) -> str | None:
+def webhook_url_refusal(url: str, *, allow_private: bool, resolve: bool = True) -> str | None:
     """Why a URL is refused as a webhook destination, or None: https (http only to
     loopback, where allowed), no credentials, at most MAX_WEBHOOK_URL_LENGTH characters, a
     host name (no IP address but loopback, where allowed) that is not a local name and
-    resolves only to public addresses. Checked again, after resolution, at each delivery."""
+    (with `resolve`) resolves only to public addresses. Whatever is checked here, each
+    delivery checks the addresses again when it connects."""
     from urllib.parse import urlsplit
 
     if len(url) > MAX_WEBHOOK_URL_LENGTH:
@@ -214,6 +215,8 @@ def webhook_url_refusal(url: str, *, allow_private: bool) -> str | None:
     reason = name_refusal(host)
     if reason is not None:
         return f"must name a public host: {reason}"
+    if not resolve:
+        return None
     try:
         checked_addresses(host, port, allow_loopback=allow_private)
     except FetchBlocked as exc:

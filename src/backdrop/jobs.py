@@ -272,16 +272,21 @@ class JobStore:
         return self.get(job_id)
 
     def record_webhook(self, job_id: str, state: WebhookState) -> None:
-        """Record how the job's own webhook went. A state from fewer attempts than the one
-        recorded is stale (deliveries run in parallel with redeliveries) and is dropped."""
+        """Record how the job's own webhook went. Once delivered it stays so; otherwise a
+        state from fewer attempts than the one recorded is stale (a repeated announcement
+        runs a second chain of attempts) and is dropped."""
         self._set_if(
             job_id,
             "SET #w = :w",
-            "attribute_exists(id) AND (attribute_not_exists(#w.#a) OR #w.#a <= :n)",
-            names={"#w": "webhook", "#a": "attempts"},
+            # Delivered is final; otherwise the state of the most attempts wins.
+            "attribute_exists(id) AND (attribute_not_exists(#w.#s) OR #w.#s <> :delivered)"
+            " AND (attribute_not_exists(#w.#a) OR #w.#a <= :n OR :new = :delivered)",
+            names={"#w": "webhook", "#a": "attempts", "#s": "status"},
             values={
                 ":w": _to_attr(state.model_dump(mode="json")),
                 ":n": {"N": str(state.attempts)},
+                ":new": {"S": state.status},
+                ":delivered": {"S": "delivered"},
             },
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from backdrop import events, manifests, storage, telemetry
 from backdrop.config import Settings
-from backdrop.domain import Job
+from backdrop.domain import Job, JobStatus
 from backdrop.observability import logger
 
 
@@ -17,7 +17,9 @@ def announce(job: Job, settings: Settings) -> None:
         # A re-upload replaces what its earlier version left: images it did not write go,
         # before the manifest says what is there. Only a folder beside the source is shared
         # by versions; one under the job id (a key too long for outbox/) holds this job's alone.
-        if prefix.startswith(storage.OUTBOX_PREFIX):
+        # A canceled job ended by its caller's choice: what it or an earlier version stored
+        # stays.
+        if prefix.startswith(storage.OUTBOX_PREFIX) and job.status is not JobStatus.CANCELED:
             removed = storage.remove_other_results(
                 settings.results_bucket, prefix, keep={result.key for result in job.results}
             )

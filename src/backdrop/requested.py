@@ -12,14 +12,29 @@ idempotency key (else the event's id): a redelivered or repeated event is the sa
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
-from backdrop import executions
+from backdrop import executions, fetch_guard
 from backdrop.api.requests import GenerationRequest
-from backdrop.config import Settings
-from backdrop.domain import STACK_OWNER, Job, JobError, Metadata, Problem, Refused
+from backdrop.config import Settings, get_settings
+from backdrop.domain import (
+    MAX_IMAGE_URL_LENGTH,
+    STACK_OWNER,
+    Job,
+    JobError,
+    Metadata,
+    Problem,
+    Refused,
+)
 from backdrop.jobs import JobStore
 from backdrop.observability import logger
 from backdrop.plan import Ask, Photo, PlanRefused, plan, refusal
@@ -27,10 +42,29 @@ from backdrop.plan import Ask, Photo, PlanRefused, plan, refusal
 DETAIL_TYPE = "Generation Requested"
 
 
+def _webhook_destination(url: str) -> str:
+    # No DNS here: an event job's id is fixed by its request, so a lookup failing for a
+    # moment would fail it for good; every delivery checks the addresses anyway.
+    reason = fetch_guard.webhook_url_refusal(
+        url, allow_private=get_settings().allow_private_webhook_hosts, resolve=False
+    )
+    if reason is not None:
+        raise ValueError(reason)
+    return url
+
+
 class RequestedGeneration(GenerationRequest):
     """An event's detail: POST /v1/generations' fields, an image by URL or upload key."""
 
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    webhook_url: (
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=fetch_guard.MAX_WEBHOOK_URL_LENGTH),
+            AfterValidator(_webhook_destination),
+        ]
+        | None
+    ) = None
 
     @model_validator(mode="after")
     def _no_photo_inline(self) -> Self:
@@ -91,7 +125,8 @@ def _as_given(fields: dict[str, Any], job_id: str) -> Ask:
     photo if it named one plainly, and its metadata if that is valid (the failure's event
     carries it, so the sender can match its own ids)."""
     url, image_key = fields.get("image_url"), fields.get("image_key")
-    photo = Photo(url=url) if isinstance(url, str) and url else Photo()
+    plain = isinstance(url, str) and 0 < len(url) <= MAX_IMAGE_URL_LENGTH
+    photo = Photo(url=url) if plain else Photo()
     if photo.url is None and isinstance(image_key, str) and image_key:
         photo = Photo(upload_key=image_key)
     try:

@@ -173,7 +173,7 @@ def test_without_a_stack_to_talk_to_the_command_says_how_to_name_one(
     assert "BACKDROP_API_URL" in one_line(result)
 
 
-def test_cancel_stops_a_running_job_and_a_second_cancel_says_it_has_finished(
+def test_cancel_stops_a_running_job_and_a_finished_one_says_so(
     stack: Local, tmp_path: Path, photo: Path
 ) -> None:
     # A provider that keeps the job processing (submits not held, polls stuck).
@@ -199,6 +199,9 @@ def test_cancel_stops_a_running_job_and_a_second_cancel_says_it_has_finished(
     announced = {e["detail-type"] for e in stack.events() if e["detail"]["job_id"] == job_id}
     assert announced == {"Generation Canceled"}
 
-    again = backdrop(stack, tmp_path, "cancel", job_id)
-    assert again.returncode != 0
-    assert "already finished (canceled)" in one_line(again)
+    done = backdrop(stack, tmp_path, "generate", str(photo), "--no-wait")
+    finished = stack.wait_for_job(done.stdout.split()[0])
+    assert finished["status"] == "succeeded"
+    late = backdrop(stack, tmp_path, "cancel", finished["id"])
+    assert late.returncode != 0
+    assert "already finished (succeeded)" in one_line(late)

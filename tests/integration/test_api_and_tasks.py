@@ -14,7 +14,7 @@ import respx
 
 from backdrop import executions
 from backdrop.config import get_settings
-from backdrop.domain import GenerationOptions, ImageSource, NewJob
+from backdrop.domain import GenerationOptions, ImageSource, JobError, NewJob
 from backdrop.jobs import JobStore, source_job_id
 from backdrop.workflow import provider_tasks
 from backdrop_local import lambdas
@@ -218,12 +218,17 @@ def test_a_failed_start_is_answered_503_and_announced(
     assert event["detail"]["job_id"] == job_id
 
 
-def _unstarted_submit(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+def _unstarted_submit(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, request: dict[str, object] | None = None
+) -> dict[str, object]:
     """A queued job whose execution never started (its Submit is left to the test): the
     Submit task's input for it."""
     monkeypatch.setenv("STATE_MACHINE_ARN", stack.cloud.state_machine_arn + "-gone")
     lambdas.reset()
-    _, body = _api(stack, load_event("api-create-generation"))
+    event = load_event("api-create-generation")
+    if request is not None:
+        event["body"] = json.dumps(request)
+    _, body = _api(stack, event)
     job_id = str(body["error"]["details"][0]["id"])  # failed to start: 503 with the job id
     # ... made queued again, as a job whose Submit is about to run
     boto3.client("dynamodb", region_name=REGION).update_item(
@@ -346,3 +351,25 @@ def test_jobs_are_counted_when_they_start_and_when_they_end_by_provider_and_code
         {"service": "backdrop", "provider": "picsart", "code": "provider_auth"},
     ) in figures
     assert not any(name == "JobsSucceeded" for name, _ in figures)
+
+
+def test_a_generate_of_a_canceled_job_asks_the_provider_for_nothing(
+    make_stack: Callable[..., Stack], picsart: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cancel whose StopExecution failed leaves the workflow running: its next Generate
+    # must not pay for images nobody wants.
+    stack = make_stack()
+    edit = picsart.get("https://image-api.photoroom.com/v2/edit").respond(200, content=PNG)
+    request = {"image_url": "https://images.example.com/a.png", "provider": "photoroom"}
+    task = _unstarted_submit(stack, monkeypatch, request)
+    job_id = str(task["job_id"])
+    stack.store().mark_canceled(job_id, JobError(code="canceled", message="canceled"))
+
+    payload, error = stack.invoke(
+        "GenerateFunction", load_event("workflow-generate") | {"job_id": job_id}
+    )
+
+    assert error == "Unhandled"
+    assert payload["errorType"] == "JobConflict"
+    assert edit.call_count == 0
+    assert stack.job(job_id)["status"] == "canceled"

@@ -75,14 +75,20 @@ def test_canceling_a_finished_job_is_409_and_changes_nothing(
     assert stack.job(job_id)["status"] == "failed"
 
 
-def test_a_canceled_job_is_409_the_second_time(stack: Stack, picsart: respx.MockRouter) -> None:
+def test_a_second_cancel_answers_the_canceled_job_and_announces_it_again(
+    stack: Stack, picsart: respx.MockRouter
+) -> None:
+    # A cancel whose answer (or announcement) was lost can be sent again safely.
     job_id = _running(stack, picsart)
     assert stack.cancel_generation(job_id)[0] == 200
+    stack.wait_for_execution(job_id)
+    stack.published_events()  # drain
 
     status, body = stack.cancel_generation(job_id)
 
-    assert status == 409
-    assert "(canceled)" in body["error"]["message"]
+    assert status == 200
+    assert body["status"] == "canceled"
+    assert [e["detail-type"] for e in stack.published_events()] == ["Generation Canceled"]
 
 
 def test_an_unknown_id_or_another_keys_job_is_404(stack: Stack, picsart: respx.MockRouter) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 import pytest
 import respx
@@ -193,3 +194,56 @@ def test_a_bad_webhook_url_is_422_naming_it_and_starts_nothing(
     assert detail["field"] == "webhook_url"
     assert reason in detail["reason"]
     assert stack.executions() == []
+
+
+def test_each_destination_is_its_own_delivery_so_one_failing_spares_the_others(
+    make_stack: Callable[..., Stack], picsart: respx.MockRouter
+) -> None:
+    picsart.route(host="127.0.0.1").pass_through()
+    _succeeding(picsart)
+    with receiver(500, 500) as stack_hook, receiver() as own_hook:
+        stack = make_stack(
+            AllowPrivateWebhookHosts="true", WebhookMaxAttempts="2", WebhookUrls=stack_hook.url
+        )
+        job_id = _create(stack, webhook_url=own_hook.url)
+        stack.wait_for_execution(job_id)
+        _deliver_until(
+            stack, lambda: len(own_hook.requests) == 1 and len(stack_hook.requests) == 2, timeout=30
+        )
+        time.sleep(0.5)
+        stack.deliver_webhooks()
+
+    # The job's own receiver got it once; the stack's failing one did not make it resend.
+    assert len(own_hook.requests) == 1
+    assert len(stack_hook.requests) == 2
+    assert own_hook.requests[0].body == stack_hook.requests[0].body
+    # Subscribers are not shown where the job's own webhook goes.
+    assert "webhook_url" not in json.loads(stack_hook.requests[0].body)["data"]["request"]
+    job = json.loads(stack.get_generation(job_id)["body"])
+    assert job["webhook"]["status"] == "delivered"  # the job's own; the stack's are not shown
+    (dead,) = stack.dead_webhooks()
+    assert dead["delivery"]["url"] == stack_hook.url
+
+
+def test_a_receiver_that_never_finishes_answering_is_given_up_on_after_the_timeout(
+    hooks_stack: Stack, picsart: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backdrop.webhooks import delivery
+
+    monkeypatch.setattr(delivery, "TIMEOUT_SECONDS", 1.0)
+    _succeeding(picsart)
+    with receiver() as hook:
+        # A byte every 0.2 s for 8 s: no read ever times out, only the whole attempt can.
+        hook.trickle = 8.0
+        job_id = _create(hooks_stack, webhook_url=hook.url)
+        hooks_stack.wait_for_execution(job_id)
+        _deliver_until(hooks_stack, lambda: len(hook.requests) >= 1)
+        attempted = json.loads(hooks_stack.get_generation(job_id)["body"])["webhook"]
+
+    assert attempted["status"] == "pending"
+    assert attempted["last_status_code"] is None
+    # Recorded well before the receiver would have stopped trickling.
+    last = datetime.fromisoformat(attempted["last_attempt_at"])
+    assert (
+        last - datetime.fromisoformat(hooks_stack.job(job_id)["updated_at"])
+    ).total_seconds() < 5

@@ -114,3 +114,50 @@ def test_the_schedule_is_the_specs_about_three_days_and_retry_after_is_honoured(
     assert delivery.MAX_ATTEMPTS == 10
     assert delivery.next_delay(1, 120.0) == 120.0  # longer than the planned 5 s
     assert delivery.next_delay(3, 60.0) >= 1800  # shorter than planned: the plan
+
+
+class _Sqs:
+    def __init__(self) -> None:
+        self.visibility: list[int] = []
+
+    def change_message_visibility(self, **call: object) -> None:
+        self.visibility.append(int(str(call["VisibilityTimeout"])))
+
+
+@pytest.mark.parametrize("due_in", [10.0, 3600.0, 86400.0])
+def test_a_retry_back_early_hides_until_due_within_what_sqs_allows(
+    monkeypatch: pytest.MonkeyPatch, due_in: float
+) -> None:
+    from backdrop.config import Settings
+    from backdrop.webhooks import dispatch
+
+    sqs = _Sqs()
+    monkeypatch.setattr(dispatch.aws, "client", lambda service: sqs)
+    settings = Settings.model_validate(
+        {
+            "jobs_table": "j",
+            "input_bucket": "i",
+            "results_bucket": "r",
+            "event_bus_name": "b",
+            "default_prompt": "p",
+            "governor_table": "g",
+            "webhook_queue_url": "https://sqs.example/q",
+        }
+    )
+    waiting = delivery.Delivery(
+        message_id="msg_1",
+        url="https://hooks.example.com/in",
+        body="{}",
+        job_id="j1",
+        own=False,
+        attempt=9,
+        not_before=time.time() + due_in,
+    )
+
+    with pytest.raises(dispatch.NotDue):
+        dispatch.Dispatcher(settings, jobs=None).retry(waiting, "receipt")  # type: ignore[arg-type]
+
+    (seconds,) = sqs.visibility
+    # Never past SQS's 12 hours from the receive (a request for more is refused), and
+    # never longer than the wait: a day's wait comes back twice, hidden again each time.
+    assert 0 < seconds <= min(due_in, 43200 - 600) + 1

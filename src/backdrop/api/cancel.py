@@ -13,7 +13,7 @@ from backdrop.api.errors import ApiError
 from backdrop.api.schemas import ErrorBody, error_responses
 from backdrop.api.views import GenerationView, caller, generation_view
 from backdrop.config import get_settings
-from backdrop.domain import FINISHED, JOB_ID_PATTERN
+from backdrop.domain import FINISHED, JOB_ID_PATTERN, JobStatus
 from backdrop.jobs import JobConflict, JobNotFound, JobStore
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
@@ -27,12 +27,13 @@ jobs = JobStore(settings)
     description=(
         "Stops the job's workflow and marks it `canceled` (with a `Generation Canceled` "
         "event). Images already stored stay. A job a provider has already accepted may still "
-        "be charged for by the provider; the job's message says so."
+        "be charged for by the provider; the job's message says so. Canceling a canceled job "
+        "answers it again (and announces it again)."
     ),
     responses={
         200: {"description": "The canceled generation."},
         409: {
-            "description": "The generation has already finished.",
+            "description": "The generation has already succeeded or failed.",
             "content": {"application/json": {"model": ErrorBody}},
         },
         **error_responses(403, 404, 422, 429, 500),
@@ -44,7 +45,7 @@ def cancel_generation(job_id: str) -> GenerationView:
         raise JobNotFound(job_id)
     job = jobs.get_for(job_id, reader)
     try:
-        if job.status in FINISHED:
+        if job.status in FINISHED and job.status is not JobStatus.CANCELED:
             raise JobConflict(job.status.value)
         job = executions.cancel(job, settings=settings, jobs=jobs)
     except JobConflict:

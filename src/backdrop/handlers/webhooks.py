@@ -23,10 +23,16 @@ if TYPE_CHECKING:  # typing only: the module costs a cold start
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 dispatcher = Dispatcher(get_settings(), JobStore(get_settings()))
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch of retries all coming back early is a normal batch, not a failed invocation.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+# Room one more attempt needs (its 15 s, the record keeping): a record that would not
+# have it goes back to the queue rather than being cut off by the function's timeout.
+RESERVE_MS = 25_000
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    if lambda_context.get_remaining_time_in_millis() < RESERVE_MS:
+        raise TimeoutError("not enough time left in this invocation; the message returns")
     dispatcher.handle(json.loads(record.body), record.receipt_handle)
 
 

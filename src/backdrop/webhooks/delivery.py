@@ -7,11 +7,13 @@ each with up to 10 % jitter; a `Retry-After` from the receiver, if longer, is ho
 
 from __future__ import annotations
 
+import concurrent.futures
 import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import cache
 
 from pydantic import BaseModel, Field
 
@@ -49,28 +51,43 @@ class Outcome:
 
 
 def attempt(delivery: Delivery, signing_keys: list[bytes], *, allow_private: bool) -> Outcome:
-    """POST the message once: no redirect followed (a 3xx is a failure), 15 s at most."""
+    """POST the message once: no redirect followed (a 3xx is a failure), the answer's body
+    never read, and at most TIMEOUT_SECONDS in all, however slowly the receiver answers (a
+    watchdog: httpx's timeouts are per read, which a trickle of bytes never trips)."""
+    timestamp = int(time.time())
+    headers = signing.headers(signing_keys, delivery.message_id, timestamp, delivery.body)
+    call = _pool().submit(_post, delivery, headers, allow_private)
+    try:
+        return call.result(timeout=TIMEOUT_SECONDS + 1)
+    except concurrent.futures.TimeoutError:
+        return Outcome(False, True, None, f"no answer within {TIMEOUT_SECONDS:.0f} s")
+
+
+@cache
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook")
+
+
+def _post(delivery: Delivery, headers: dict[str, str], allow_private: bool) -> Outcome:
     import httpx
 
-    timestamp = int(time.time())
     client = fetch_guard.guarded_client(timeout=TIMEOUT_SECONDS, allow_loopback=allow_private)
     try:
-        answer = client.post(
-            delivery.url,
-            content=delivery.body.encode(),
-            headers=signing.headers(signing_keys, delivery.message_id, timestamp, delivery.body),
-        )
+        with client.stream(
+            "POST", delivery.url, content=delivery.body.encode(), headers=headers
+        ) as answer:
+            code = answer.status_code  # the status line and headers only
+            retry_after = _retry_after(answer.headers)
     except fetch_guard.FetchBlocked as exc:
         # The name now resolves somewhere it must not: never sent, and not tried again.
         return Outcome(False, False, None, f"blocked: {exc.reason}")
     except httpx.HTTPError as exc:
         return Outcome(False, True, None, f"no answer ({type(exc).__name__})")
-    code = answer.status_code
     if 200 <= code < 300:
         return Outcome(True, False, code, "delivered")
     if code == 410:
         return Outcome(False, False, code, "410 Gone: the receiver asked for no more")
-    return Outcome(False, True, code, f"answered {code}", _retry_after(answer.headers))
+    return Outcome(False, True, code, f"answered {code}", retry_after)
 
 
 def _retry_after(headers: object) -> float | None:

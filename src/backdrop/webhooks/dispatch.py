@@ -34,7 +34,9 @@ TYPES = {
     JobStatus.CANCELED: "generation.canceled",
 }
 MAX_DELAY_SECONDS = 900  # SQS's longest DelaySeconds
-MAX_VISIBILITY_SECONDS = 43200  # SQS's longest visibility timeout
+# SQS's longest visibility timeout is 12 hours counted from the receive, so asking for all
+# of it a little after the receive is refused: leave room for the invocation so far.
+MAX_VISIBILITY_SECONDS = 43200 - 600
 
 
 class NotDue(Exception):
@@ -53,6 +55,9 @@ class Dispatcher:
             self.retry(Delivery.model_validate(body), receipt_handle)
 
     def outcome(self, event: dict[str, Any]) -> None:
+        """One message per destination. With several, each goes on the queue as its own
+        delivery first: a slow or failing receiver then delays, retries and dead-letters
+        only its own, never the other subscribers'."""
         job = self.jobs.get(str(event["detail"]["job_id"]))
         if job.status not in TYPES:
             logger.warning("outcome of an unfinished job ignored", extra={"job_id": job.id})
@@ -62,22 +67,34 @@ class Dispatcher:
             destinations.append((job.webhook_url, True))
         if not destinations:
             return
+        data = generation_view(job, self.settings).model_dump(mode="json")
+        # Where the job's own webhook goes is the caller's business, not every subscriber's.
+        data["request"].pop("webhook_url", None)
         payload = {
             "type": TYPES[job.status],
             "timestamp": event.get("time") or now().isoformat(),
-            "data": generation_view(job, self.settings).model_dump(mode="json"),
+            "data": data,
         }
         body = json.dumps(payload, separators=(",", ":"))
-        for url, own in destinations:
-            self.try_once(
-                Delivery(
-                    message_id=message_id(job.id, job.status.value),
-                    url=url,
-                    body=body,
-                    job_id=job.id,
-                    own=own,
-                )
+        deliveries = [
+            Delivery(
+                message_id=message_id(job.id, job.status.value),
+                url=url,
+                body=body,
+                job_id=job.id,
+                own=own,
             )
+            for url, own in destinations
+        ]
+        if len(deliveries) == 1:
+            self.try_once(deliveries[0])
+            return
+        aws.client("sqs").send_message_batch(
+            QueueUrl=self.settings.webhook_queue_url,
+            Entries=[
+                {"Id": str(i), "MessageBody": d.model_dump_json()} for i, d in enumerate(deliveries)
+            ],
+        )
 
     def retry(self, delivery: Delivery, receipt_handle: str) -> None:
         early = delivery.not_before - time.time()

@@ -284,6 +284,8 @@ def store(task: StoreInput, deps: Deps) -> Stored:
     job = deps.jobs.get(task.job_id)
     if job.status is JobStatus.SUCCEEDED:
         return Stored(results=job.results)
+    if job.status is not JobStatus.RUNNING:
+        raise JobConflict(f"job {job.id} is {job.status.value}: its results are not stored")
     results = copy_results_to_s3(task.urls, job=job, settings=deps.settings)
     deps.jobs.mark_succeeded(job.id, results)
     return Stored(results=results)
@@ -298,6 +300,9 @@ def generate(task: StepInput, deps: Deps) -> Step:
     job = jobs.get(task.job_id)
     if job.status is JobStatus.SUCCEEDED:
         return Step(status="done")
+    if job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        # Canceled (its execution not stopped yet): nothing more is asked, or paid for.
+        raise JobConflict(f"job {job.id} is {job.status.value}, not generated")
     count = job.options.count
     seeds = _seeds(job)
     keys = [storage.result_key(job, i) for i in range(count)]
