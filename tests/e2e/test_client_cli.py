@@ -199,6 +199,8 @@ def test_cancel_stops_a_running_job_and_a_finished_one_says_so(
     announced = {e["detail-type"] for e in stack.events() if e["detail"]["job_id"] == job_id}
     assert announced == {"Generation Canceled"}
 
+    stack.emulator("reset")  # the provider answers normally again
+    stack.emulator("settings", {"honour_prefer_wait": True})
     done = backdrop(stack, tmp_path, "generate", str(photo), "--no-wait")
     finished = stack.wait_for_job(done.stdout.split()[0])
     assert finished["status"] == "succeeded"
