@@ -39,8 +39,6 @@ from backdrop.jobs import JobStore
 from backdrop.observability import logger
 from backdrop.plan import Ask, Photo, PlanRefused, plan, refusal
 
-DETAIL_TYPE = "Generation Requested"
-
 
 def _webhook_destination(url: str) -> str:
     # No DNS here: an event job's id is fixed by its request, so a lookup failing for a

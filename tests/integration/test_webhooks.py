@@ -247,3 +247,21 @@ def test_a_receiver_that_never_finishes_answering_is_given_up_on_after_the_timeo
     assert (
         last - datetime.fromisoformat(hooks_stack.job(job_id)["updated_at"])
     ).total_seconds() < 5
+
+
+def test_more_destinations_than_sqs_takes_in_one_batch_are_all_delivered(
+    make_stack: Callable[..., Stack], picsart: respx.MockRouter
+) -> None:
+    picsart.route(host="127.0.0.1").pass_through()
+    _succeeding(picsart)
+    with receiver() as hook:
+        subscribers = ",".join(f"{hook.url}?subscriber={n}" for n in range(11))
+        stack = make_stack(AllowPrivateWebhookHosts="true", WebhookUrls=subscribers)
+        job_id = _create(stack, webhook_url=f"{hook.url}?own")
+        stack.wait_for_execution(job_id)
+        _deliver_until(stack, lambda: len(hook.requests) == 12, timeout=30)
+
+    assert len({request.path for request in hook.requests}) == 12
+    assert {request.headers["webhook-id"] for request in hook.requests} == {
+        f"msg_{job_id}_succeeded"
+    }

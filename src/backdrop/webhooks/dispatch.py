@@ -89,12 +89,18 @@ class Dispatcher:
         if len(deliveries) == 1:
             self.try_once(deliveries[0])
             return
-        aws.client("sqs").send_message_batch(
-            QueueUrl=self.settings.webhook_queue_url,
-            Entries=[
-                {"Id": str(i), "MessageBody": d.model_dump_json()} for i, d in enumerate(deliveries)
-            ],
-        )
+        sqs = aws.client("sqs")
+        for start in range(0, len(deliveries), 10):  # SQS takes 10 messages a batch
+            chunk = deliveries[start : start + 10]
+            answer = sqs.send_message_batch(
+                QueueUrl=self.settings.webhook_queue_url,
+                Entries=[
+                    {"Id": str(i), "MessageBody": d.model_dump_json()} for i, d in enumerate(chunk)
+                ],
+            )
+            if answer.get("Failed"):
+                # The outcome's message returns and is split again: a repeat, never a loss.
+                raise RuntimeError(f"webhook deliveries not queued: {answer['Failed']}")
 
     def retry(self, delivery: Delivery, receipt_handle: str) -> None:
         early = delivery.not_before - time.time()
