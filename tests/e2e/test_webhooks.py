@@ -45,35 +45,34 @@ def test_a_signed_delivery_verifies_with_the_reference_library(stack: Local) -> 
     assert stack.api.get(f"/v1/generations/{job_id}").json()["webhook"]["status"] == "delivered"
 
 
-def test_a_receiver_answering_500_then_200_gets_the_same_message_twice(stack: Local) -> None:
-    with receiver(500) as hook:
-        job_id = stack.generate(image_url=_photo_url(stack), webhook_url=hook.url)
-        _until(lambda: len(hook.requests) == 2, timeout=90)
-
-    first, second = hook.requests
-    assert first.headers["webhook-id"] == second.headers["webhook-id"] == f"msg_{job_id}_succeeded"
-    assert first.body == second.body
-    Webhook(stack.ready["webhook_secret"]).verify(second.body, second.headers)
-
-
-def test_a_dead_receiver_ends_in_the_dead_letters_and_the_job_stays_succeeded(
+def test_a_retry_resends_the_same_message_and_a_dead_receiver_ends_in_the_dead_letters(
     stack: Local,
 ) -> None:
-    with receiver(503, 503, 503) as hook:
-        job_id = stack.generate(image_url=_photo_url(stack), webhook_url=hook.url)
-        _until(lambda: len(hook.requests) == 2, timeout=90)
+    # Both at once (each waits for the same 5 s retry): one receiver answers 500 then 200,
+    # the other 503 every time.
+    with receiver(500) as flaky, receiver(503, 503, 503) as dead:
+        recovered = stack.generate(image_url=_photo_url(stack), webhook_url=flaky.url)
+        lost = stack.generate(image_url=_photo_url(stack), webhook_url=dead.url)
+        _until(lambda: len(flaky.requests) == 2 and len(dead.requests) == 2, timeout=90)
+
+    first, second = flaky.requests
+    assert (
+        first.headers["webhook-id"] == second.headers["webhook-id"] == f"msg_{recovered}_succeeded"
+    )
+    assert first.body == second.body
+    Webhook(stack.ready["webhook_secret"]).verify(second.body, second.headers)
 
     sqs = stack.client("sqs")
     url = stack.ready["webhook_dead_letter_queue_url"]
     found: list[dict[str, object]] = []
 
-    def dead() -> bool:
+    def dead_lettered() -> bool:
         answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
         found.extend(json.loads(m["Body"]) for m in answer.get("Messages", []))
-        return any(d["delivery"]["job_id"] == job_id for d in found)  # type: ignore[index]
+        return any(d["delivery"]["job_id"] == lost for d in found)  # type: ignore[index]
 
-    _until(dead, timeout=30)
-    job = stack.api.get(f"/v1/generations/{job_id}").json()
+    _until(dead_lettered, timeout=30)
+    job = stack.api.get(f"/v1/generations/{lost}").json()
     assert job["status"] == "succeeded"
     assert job["webhook"]["status"] == "failed"
     assert job["webhook"]["attempts"] == 2

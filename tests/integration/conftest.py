@@ -93,15 +93,16 @@ class Stack:
         """Let executions end on their own (stopping one that is just starting trips moto),
         then stop any that would run on (a job left processing on purpose)."""
         sfn = boto3.client("stepfunctions", region_name=REGION)
-        # A few seconds: long enough for any execution to be past its start; jobs waiting for
-        # a turn or a poll sleep in Wait states at least a second, so they are stopped.
-        deadline = time.monotonic() + 3
+        # Long enough for any execution to be past its start (stopping one that is starting
+        # trips moto); jobs waiting for a turn or a poll sleep in Wait states at least a
+        # second, so they are stopped.
+        deadline = time.monotonic() + 1.5
         while any(e["status"] == "RUNNING" for e in self.executions()):
             if time.monotonic() > deadline:
                 for execution in self.executions():
                     if execution["status"] == "RUNNING":
                         sfn.stop_execution(executionArn=execution["executionArn"])
-                deadline = time.monotonic() + 3
+                deadline = time.monotonic() + 1.5
             time.sleep(0.05)
 
     def executions(self) -> list[dict[str, Any]]:

@@ -6,8 +6,10 @@ import json
 from collections.abc import Callable
 
 import httpx
+import pytest
 import respx
 
+from backdrop.workflow import provider_tasks
 from tests.integration.conftest import PICSART, Stack, done, processing, submitted
 
 SUBMIT = f"{PICSART}/painting/replace-background"
@@ -129,8 +131,10 @@ def test_bad_key_fails_without_retrying(stack: Stack, picsart: respx.MockRouter)
 
 
 def test_unavailable_provider_is_retried_then_fails_clearly(
-    stack: Stack, picsart: respx.MockRouter
+    stack: Stack, picsart: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Backoff from half a second, not two (Submit runs in this process): a quicker suite.
+    monkeypatch.setattr(provider_tasks, "RETRY_INTERVAL_SECONDS", 0.5)
     submit = picsart.post(SUBMIT).respond(503, json={"code": 503, "detail": "Service Unavailable"})
 
     job_id = json.loads(stack.create_generation(BODY)["body"])["id"]

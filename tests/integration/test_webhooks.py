@@ -19,6 +19,15 @@ from tests.receivers import receiver
 BODY = {"image_url": "https://images.example.com/mug.png", "prompt": "marble"}
 
 
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The schedule's first retry is 5 s; a second here keeps the suite quick (the function
+    # runs in this process, so it sees the change).
+    from backdrop.webhooks import delivery
+
+    monkeypatch.setattr(delivery, "RETRY_DELAYS", (1, *delivery.RETRY_DELAYS[1:]))
+
+
 @pytest.fixture
 def hooks_stack(make_stack: Callable[..., Stack], picsart: respx.MockRouter) -> Stack:
     # Loopback receivers are allowed where the stack says so (the local stack does).
@@ -102,7 +111,7 @@ def test_a_failed_attempt_is_retried_later_with_the_same_id_and_bytes(
         hooks_stack.wait_for_execution(job_id)
         _deliver_until(hooks_stack, lambda: len(hook.requests) == 1)
         pending = json.loads(hooks_stack.get_generation(job_id)["body"])["webhook"]
-        # The retry waits on the queue (5 s, SQS's delay), never in a sleeping Lambda.
+        # The retry waits on the queue (SQS's delay), never in a sleeping Lambda.
         _deliver_until(hooks_stack, lambda: len(hook.requests) == 2, timeout=30)
 
     first, second = hook.requests
