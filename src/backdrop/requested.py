@@ -12,20 +12,18 @@ idempotency key (else the event's id): a redelivered or repeated event is the sa
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Any, Self
+from typing import Any, Self
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     Field,
-    StringConstraints,
     ValidationError,
     model_validator,
 )
 
-from backdrop import executions, fetch_guard
-from backdrop.api.requests import GenerationRequest
-from backdrop.config import Settings, get_settings
+from backdrop import executions
+from backdrop.api.requests import GenerationRequest, UnresolvedWebhookUrl
+from backdrop.config import Settings
 from backdrop.domain import (
     MAX_IMAGE_URL_LENGTH,
     STACK_OWNER,
@@ -40,29 +38,11 @@ from backdrop.observability import logger
 from backdrop.plan import Ask, Photo, PlanRefused, plan, refusal
 
 
-def _webhook_destination(url: str) -> str:
-    # No DNS here: an event job's id is fixed by its request, so a lookup failing for a
-    # moment would fail it for good; every delivery checks the addresses anyway.
-    reason = fetch_guard.webhook_url_refusal(
-        url, allow_private=get_settings().allow_private_webhook_hosts, resolve=False
-    )
-    if reason is not None:
-        raise ValueError(reason)
-    return url
-
-
 class RequestedGeneration(GenerationRequest):
     """An event's detail: POST /v1/generations' fields, an image by URL or upload key."""
 
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
-    webhook_url: (
-        Annotated[
-            str,
-            StringConstraints(min_length=1, max_length=fetch_guard.MAX_WEBHOOK_URL_LENGTH),
-            AfterValidator(_webhook_destination),
-        ]
-        | None
-    ) = None
+    webhook_url: UnresolvedWebhookUrl | None = None
 
     @model_validator(mode="after")
     def _no_photo_inline(self) -> Self:

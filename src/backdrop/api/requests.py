@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from functools import partial
 from typing import Annotated, Any, Self
 
 from pydantic import (
@@ -48,11 +49,12 @@ def _known_provider(name: str) -> str:
     return name
 
 
-def _loopback_allowed() -> bool:
-    # Only the local stack allows loopback (AllowLoopbackFetch), for the local AWS's
-    # presigned URLs; without a stack's environment (the model's own tests), never.
+def _stack_allows(setting: str) -> bool:
+    # Only the local stack allows loopback (AllowLoopbackFetch, AllowPrivateWebhookHosts),
+    # for the local AWS's presigned URLs and test receivers; without a stack's environment
+    # (the models' own tests), never.
     try:
-        return get_settings().allow_loopback_fetch
+        return bool(getattr(get_settings(), setting))
     except ValidationError:
         return False
 
@@ -61,30 +63,32 @@ def _provider_fetchable(url: AnyHttpUrl) -> AnyHttpUrl:
     """A URL the provider will fetch: https, a public host name, no IP address, no local
     name (fetch_guard.user_url_refusal). Syntactic only: the API resolves no DNS."""
     reason = fetch_guard.user_url_refusal(
-        url.scheme, url.host or "", allow_loopback=_loopback_allowed()
+        url.scheme, url.host or "", allow_loopback=_stack_allows("allow_loopback_fetch")
     )
     if reason is not None:
         raise ValueError(reason)
     return url
 
 
-def _webhook_destination(url: str) -> str:
-    """Where a job's outcome may be POSTed (fetch_guard.webhook_url_refusal): checked here,
-    with its DNS answer, and again at every delivery."""
-    try:
-        allow_private = get_settings().allow_private_webhook_hosts
-    except ValidationError:
-        allow_private = False
-    reason = fetch_guard.webhook_url_refusal(url, allow_private=allow_private)
+def _webhook_destination(url: str, *, resolve: bool) -> str:
+    """Where a job's outcome may be POSTed (fetch_guard.webhook_url_refusal), checked here
+    (with its DNS answer if `resolve`) and again at every delivery."""
+    reason = fetch_guard.webhook_url_refusal(
+        url, allow_private=_stack_allows("allow_private_webhook_hosts"), resolve=resolve
+    )
     if reason is not None:
         raise ValueError(reason)
     return url
 
 
+_WEBHOOK_URL_LENGTH = StringConstraints(min_length=1, max_length=fetch_guard.MAX_WEBHOOK_URL_LENGTH)
 WebhookUrl = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=fetch_guard.MAX_WEBHOOK_URL_LENGTH),
-    AfterValidator(_webhook_destination),
+    str, _WEBHOOK_URL_LENGTH, AfterValidator(partial(_webhook_destination, resolve=True))
+]
+# Without DNS: for work whose id is fixed by its request (events), where a lookup failing
+# for a moment would fail it for good; every delivery checks the addresses anyway.
+UnresolvedWebhookUrl = Annotated[
+    str, _WEBHOOK_URL_LENGTH, AfterValidator(partial(_webhook_destination, resolve=False))
 ]
 
 
