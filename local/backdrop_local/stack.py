@@ -23,7 +23,7 @@ from moto.server import ThreadedMotoServer
 
 from backdrop import aws
 from backdrop.providers import registry
-from backdrop_local import eventbridge, lambdas, s3_events
+from backdrop_local import distributed_map, eventbridge, lambdas, s3_events
 from backdrop_local.api_front import ApiFront, ApiKeys, Gateway
 from backdrop_local.cloud import REGION, EventSource, LocalCloud, provision
 from backdrop_local.emulator import EmulatorSettings, ProviderEmulator
@@ -116,6 +116,7 @@ class LocalStack:
         ).raise_for_status()
         lambdas.install()
         s3_events.install()
+        distributed_map.install()
         eventbridge.install()
 
         parameters = {**LOCAL_PARAMETERS, **options.parameters}

@@ -63,6 +63,11 @@ class Settings(BaseModel):
     # The providers' rate governor (governor.py), and how long new work may wait its turn.
     governor_table: str = Field(min_length=1)
     queue_deadline_seconds: int = Field(default=6 * 3600, ge=60, le=86400)
+    # Batches (batches/): their table, the batch workflow the API starts, and how many of a
+    # batch's items may run at once (the Map's MaxConcurrency).
+    batches_table: str | None = None
+    batch_state_machine_arn: str | None = None
+    batch_max_concurrency: int = Field(default=40, ge=1, le=10000)
     # The API only: Idempotency-Key records, CORS, and POST /v1/uploads forms.
     idempotency_table: str | None = None
     cors_allow_origins: str = "*"

@@ -11,8 +11,8 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-# Who asked for a job: the HTTPS API or an image dropped under inbox/.
-Trigger = Literal["api", "inbox", "event"]
+# Who asked for a job: the HTTPS API, an image dropped under inbox/, an event, a batch.
+Trigger = Literal["api", "inbox", "event", "batch"]
 # Whose a job is. A key reads and lists only its own jobs and the stack's (jobs.py):
 # "key:<API key id>" for a job an API key asked for (the id API Gateway passes the function,
 # never the key itself), STACK_OWNER for work the stack started on its own (inbox images;
@@ -192,6 +192,9 @@ class NewJob:
     # an API job always belongs to the key that asked, so a forgotten owner fails here
     # rather than showing the job to every key.
     owner: str = STACK_OWNER
+    # The batch that made it, and its item's place there (batches/items.py).
+    batch_id: str | None = None
+    batch_item: int | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(OWNER_PATTERN, self.owner):
@@ -222,6 +225,8 @@ class Job(BaseModel):
     webhook: WebhookState | None = None
     # None only on records made before owners were recorded (see `readable_by`).
     owner: Owner | None = None
+    batch_id: str | None = None
+    batch_item: int | None = None
     created_at: datetime
     updated_at: datetime
     expires_at: int

@@ -1,5 +1,5 @@
-"""EventBridge events: `Generation Succeeded` / `Generation Failed` / `Generation Canceled`
-from source `backdrop`."""
+"""EventBridge events from source `backdrop`: `Generation Succeeded` / `Generation Failed` /
+`Generation Canceled`, and `Batch Completed` (batches/report.py)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ def detail(job: Job, results_bucket: str) -> dict[str, Any]:
     }
     if job.metadata:
         body["metadata"] = job.metadata
+    if job.batch_id is not None:
+        body["batch_id"] = job.batch_id
     if job.status is JobStatus.SUCCEEDED:
         body["results"] = {"bucket": results_bucket, "keys": [r.key for r in job.results]}
     if job.error is not None:
@@ -42,12 +44,17 @@ def publish_outcome(job: Job, *, bus_name: str, results_bucket: str) -> dict[str
     """Announce how a finished job ended. Returns the entry sent."""
     if job.status not in DETAIL_TYPES:
         raise ValueError(f"job {job.id} has not finished ({job.status.value})")
+    return put(bus_name, DETAIL_TYPES[job.status], detail(job, results_bucket))
+
+
+def put(bus_name: str, detail_type: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One event from the stack on its bus; EventNotPublished if EventBridge refuses it."""
     entry = {
         "EventBusName": bus_name,
         "Source": SOURCE,
-        "DetailType": DETAIL_TYPES[job.status],
+        "DetailType": detail_type,
         "Resources": [],
-        "Detail": json.dumps(detail(job, results_bucket)),
+        "Detail": json.dumps(body),
     }
     answer = aws.client("events").put_events(Entries=[entry])
     if answer.get("FailedEntryCount"):

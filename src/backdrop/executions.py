@@ -5,6 +5,7 @@ Work refused before it starts is recorded and announced as a failed job."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -25,20 +26,11 @@ def start(new: NewJob, *, settings: Settings, jobs: JobStore) -> Job:
     # A queued job that exists already is one whose start failed half-way: start it again
     # (the execution name makes a second start a no-op). Any other failure is raised with
     # the job left queued, so a redelivery starts it; the API fails it (`fail`).
-    mode = registry.get(job.provider).mode
     try:
         aws.client("stepfunctions").start_execution(
             stateMachineArn=settings.state_machine_arn,
             name=job.id,
-            # The provider's mode picks the workflow's path: submit-and-poll or generate.
-            input=json.dumps(
-                {
-                    "job_id": job.id,
-                    "provider": job.provider,
-                    "mode": mode.value,
-                    "step": {"status": "new"},  # where it stands (workflow/messages.py Step)
-                }
-            ),
+            input=json.dumps(workflow_input(job)),
         )
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
@@ -47,6 +39,22 @@ def start(new: NewJob, *, settings: Settings, jobs: JobStore) -> Job:
         raise
     telemetry.emit("JobsStarted", 1, provider=job.provider)
     return job
+
+
+def workflow_input(job: Job) -> dict[str, Any]:
+    """The generation workflow's input for a job (its execution is named by the job id)."""
+    return {
+        "job_id": job.id,
+        "provider": job.provider,
+        # The provider's mode picks the workflow's path: submit-and-poll or generate.
+        "mode": registry.get(job.provider).mode.value,
+        "step": {"status": "new"},  # where it stands (workflow/messages.py Step)
+    }
+
+
+def execution_arn(settings: Settings, job_id: str) -> str:
+    machine = settings.state_machine_arn or ""  # set for every function that needs it
+    return f"{machine.replace(':stateMachine:', ':execution:')}:{job_id}"
 
 
 def fail(job_id: str, error: JobError, *, settings: Settings, jobs: JobStore) -> Job:
@@ -82,11 +90,9 @@ def cancel(job: Job, *, settings: Settings, jobs: JobStore) -> Job:
         which = f" (job {job.provider_job_id})" if job.provider_job_id else ""
         message += f"; {job.provider} had already been sent it{which} and may still charge for it"
     canceled = jobs.mark_canceled(job.id, JobError(code="canceled", message=message))
-    machine = settings.state_machine_arn or ""  # set for every function that cancels
-    execution = machine.replace(":stateMachine:", ":execution:")
     try:
         aws.client("stepfunctions").stop_execution(
-            executionArn=f"{execution}:{job.id}", cause=message
+            executionArn=execution_arn(settings, job.id), cause=message
         )
     except ClientError as exc:
         # Never started, or not stoppable now: the record is what counts. A workflow left

@@ -38,8 +38,11 @@ from backdrop.domain import (
 # from before owners, when every job shared the partition "job" and LIST_KEY was the bare
 # position: the indexes kept their keys, so owners needed no index rebuilt. Records from
 # then are in no owner's partition or range: no listing shows them.
+# by-batch: partitioned by batch_id (only jobs a batch made have one), sorted by LIST_KEY:
+#            a batch's jobs, in creation order (GET /v1/generations?batch_id=).
 BY_CREATED_INDEX = "by-created"
 BY_STATUS_INDEX = "by-status"
+BY_BATCH_INDEX = "by-batch"
 LIST_PARTITION = "kind"
 LIST_KEY = "created_key"
 # Fixed width (always microseconds, always UTC), so text order is time order; the id
@@ -106,11 +109,11 @@ class JobStore:
         try:
             aws.client("dynamodb").put_item(
                 TableName=self._table_name,
-                Item=_to_item(job.model_dump(mode="json", exclude_none=True) | listing),
+                Item=to_item(job.model_dump(mode="json", exclude_none=True) | listing),
                 ConditionExpression="attribute_not_exists(id)",
             )
         except ClientError as exc:
-            if _is_condition_failure(exc):
+            if is_condition_failure(exc):
                 return self.get(job_id), False
             raise
         return job, True
@@ -121,7 +124,25 @@ class JobStore:
         )
         if "Item" not in answer:
             raise JobNotFound(job_id)
-        return Job.model_validate(_from_item(answer["Item"]))
+        return Job.model_validate(from_item(answer["Item"]))
+
+    def get_many(self, job_ids: list[str]) -> dict[str, Job]:
+        """The jobs of these ids that exist, by id (a batch's report)."""
+        found: dict[str, Job] = {}
+        unique = list(dict.fromkeys(job_ids))
+        for start in range(0, len(unique), 100):  # BatchGetItem takes 100 keys at a time
+            keys: list[dict[str, Any]] = [
+                {"id": {"S": job_id}} for job_id in unique[start : start + 100]
+            ]
+            while keys:
+                answer = aws.client("dynamodb").batch_get_item(
+                    RequestItems={self._table_name: {"Keys": keys, "ConsistentRead": True}}
+                )
+                for item in answer["Responses"].get(self._table_name, []):
+                    job = Job.model_validate(from_item(item))
+                    found[job.id] = job
+                keys = answer.get("UnprocessedKeys", {}).get(self._table_name, {}).get("Keys", [])
+        return found
 
     def get_for(self, job_id: str, reader: str) -> Job:
         """The job, if `reader` (an owner) may read it (Job.readable_by); JobNotFound
@@ -132,7 +153,13 @@ class JobStore:
         return job
 
     def list_page(
-        self, *, reader: str, status: JobStatus | None, limit: int, after: str | None
+        self,
+        *,
+        reader: str,
+        status: JobStatus | None,
+        limit: int,
+        after: str | None,
+        batch_id: str | None = None,
     ) -> JobPage:
         """Up to `limit` of the jobs `reader` may read (its own and the stack's) newest
         first, optionally of one status, created before the position `after` (a `position`
@@ -141,41 +168,61 @@ class JobStore:
         are the newest `limit` of all, with no filter to leave a page short; the one more
         tells whether another page exists, so the last never hands out a cursor to an empty
         one. A position is a place in the merged order as much as in each owner's, so the
-        cursor needs no more."""
+        cursor needs no more. With `batch_id`, only that batch's jobs (the caller checks that
+        `reader` may read the batch; its jobs are the stack's)."""
         found: list[tuple[str, dict[str, Any]]] = []
         for owner in sorted({reader, STACK_OWNER}):
-            found += self._newest(owner, status=status, count=limit + 1, after=after)
+            found += self._newest(
+                owner, status=status, count=limit + 1, after=after, batch_id=batch_id
+            )
         found.sort(key=lambda pair: pair[0], reverse=True)
         page = found[:limit]
         return JobPage(
-            jobs=[Job.model_validate(_from_item(item)) for _, item in page],
+            jobs=[Job.model_validate(from_item(item)) for _, item in page],
             after=page[-1][0] if len(found) > limit else None,
         )
 
     def _newest(
-        self, owner: str, *, status: JobStatus | None, count: int, after: str | None
+        self,
+        owner: str,
+        *,
+        status: JobStatus | None,
+        count: int,
+        after: str | None,
+        batch_id: str | None = None,
     ) -> list[tuple[str, dict[str, Any]]]:
-        """Up to `count` of one owner's jobs newest first (of one status, if given), created
-        before `after`, each with its position."""
+        """Up to `count` of one owner's jobs newest first (of one status, of one batch, if
+        given), created before `after`, each with its position."""
         prefix = f"{owner}#"
         bound = None if after is None else prefix + after
-        if status is None:
+        # by-status and by-batch partitions hold every owner's jobs, so the key condition
+        # names this owner's range. BETWEEN includes its upper end, `after` itself, which is
+        # skipped below: at most one item more is read.
+        ranged = "begins_with(#k, :prefix)" if bound is None else "#k BETWEEN :prefix AND :bound"
+        within: str | None = ranged
+        status_filter: dict[str, Any] = {}
+        if batch_id is not None:
+            # by-batch: one batch's jobs; a status is a filter (a page may take more reads).
+            index, partition = BY_BATCH_INDEX, ("batch_id", batch_id)
+            if status is not None:
+                status_filter = {
+                    "FilterExpression": "#st = :st",
+                    "ExpressionAttributeNames": {"#st": "status"},
+                    "ExpressionAttributeValues": {":st": {"S": status.value}},
+                }
+        elif status is None:
             # by-created: the partition is this owner's alone, in creation order.
             index, partition = BY_CREATED_INDEX, (LIST_PARTITION, owner)
             within = None if bound is None else "#k < :bound"
         else:
-            # by-status: the partition holds every owner's jobs of the status, so the key
-            # condition names this owner's range. BETWEEN includes its upper end, `after`
-            # itself, which is skipped below: at most one item more is read.
             index, partition = BY_STATUS_INDEX, ("status", status.value)
-            within = (
-                "begins_with(#k, :prefix)" if bound is None else "#k BETWEEN :prefix AND :bound"
-            )
         condition = "#p = :p" if within is None else f"#p = :p AND {within}"
         names = {"#p": partition[0]} | ({"#k": LIST_KEY} if within else {})
         given = {":p": partition[1], ":prefix": prefix, ":bound": bound}
         values = {k: {"S": v} for k, v in given.items() if v is not None and k in condition}
-        spare = 1 if status is not None and bound is not None else 0
+        names |= status_filter.pop("ExpressionAttributeNames", {})
+        values |= status_filter.pop("ExpressionAttributeValues", {})
+        spare = 1 if (status is not None or batch_id is not None) and bound is not None else 0
         found: list[tuple[str, dict[str, Any]]] = []
         start: dict[str, Any] | None = None
         # Query may stop early (1 MB, or the one item skipped): read on until enough.
@@ -189,6 +236,7 @@ class JobStore:
                 ScanIndexForward=False,
                 Limit=count - len(found) + spare,
                 **({"ExclusiveStartKey": start} if start else {}),
+                **status_filter,
             )
             found += [
                 (item[LIST_KEY]["S"].removeprefix(prefix), item)
@@ -283,7 +331,7 @@ class JobStore:
             " AND (attribute_not_exists(#w.#a) OR #w.#a <= :n OR :new = :delivered)",
             names={"#w": "webhook", "#a": "attempts", "#s": "status"},
             values={
-                ":w": _to_attr(state.model_dump(mode="json")),
+                ":w": to_attr(state.model_dump(mode="json")),
                 ":n": {"N": str(state.attempts)},
                 ":new": {"S": state.status},
                 ":delivered": {"S": "delivered"},
@@ -310,7 +358,7 @@ class JobStore:
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
-            if _is_condition_failure(exc):
+            if is_condition_failure(exc):
                 return False
             raise
         return True
@@ -325,7 +373,7 @@ class JobStore:
     ) -> None:
         values = {**values, "status": to.value, "updated_at": _now().isoformat()}
         names = {f"#{field}": field for field in values}
-        placeholders = {f":{field}": _to_attr(value) for field, value in values.items()}
+        placeholders = {f":{field}": to_attr(value) for field, value in values.items()}
         allowed = {f":from{i}": {"S": status.value} for i, status in enumerate(allowed_from)}
         try:
             aws.client("dynamodb").update_item(
@@ -337,7 +385,7 @@ class JobStore:
                 ExpressionAttributeValues={**placeholders, **allowed},
             )
         except ClientError as exc:
-            if not _is_condition_failure(exc):
+            if not is_condition_failure(exc):
                 raise
             current = self.get(job_id)  # raises JobNotFound for an unknown id
             if current.status is to and _matches(current, values):
@@ -352,7 +400,7 @@ def _matches(job: Job, values: dict[str, Any]) -> bool:
     return all(dumped.get(k) == v for k, v in values.items() if k not in ("updated_at", "status"))
 
 
-def _is_condition_failure(exc: ClientError) -> bool:
+def is_condition_failure(exc: ClientError) -> bool:
     return bool(exc.response["Error"]["Code"] == "ConditionalCheckFailedException")
 
 
@@ -360,16 +408,16 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-def _to_attr(value: Any) -> dict[str, Any]:
+def to_attr(value: Any) -> dict[str, Any]:
     # DynamoDB numbers are Decimals; a JSON round trip turns every float into one.
     exact = json.loads(json.dumps(value), parse_float=Decimal)
     return _serializer.serialize(exact)  # type: ignore[no-any-return]
 
 
-def _to_item(data: dict[str, Any]) -> dict[str, Any]:
-    return {key: _to_attr(value) for key, value in data.items()}
+def to_item(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: to_attr(value) for key, value in data.items()}
 
 
-def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
     # Numbers come back as Decimal; pydantic turns them into the model's ints.
     return {key: _deserializer.deserialize(value) for key, value in item.items()}

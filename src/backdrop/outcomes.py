@@ -12,14 +12,14 @@ from backdrop.observability import logger
 def announce(job: Job, settings: Settings) -> None:
     """Safe to repeat (a retried task, a redelivered notification): the same files are
     written again, and the event is sent again (events are at-least-once)."""
-    if job.trigger == "inbox":
+    if job.trigger in ("inbox", "batch") and job.source.key is not None:
         prefix = storage.results_prefix(job)
         # A re-upload replaces what its earlier version left: images it did not write go,
         # before the manifest says what is there. Only a folder beside the source is shared
         # by versions; one under the job id (a key too long for outbox/) holds this job's alone.
         # A canceled job ended by its caller's choice: what it or an earlier version stored
         # stays.
-        if prefix.startswith(storage.OUTBOX_PREFIX) and job.status is not JobStatus.CANCELED:
+        if storage.mirrors_source(job) and job.status is not JobStatus.CANCELED:
             removed = storage.remove_other_results(
                 settings.results_bucket, prefix, keep={result.key for result in job.results}
             )

@@ -36,7 +36,14 @@ from backdrop.providers import registry
 from backdrop.providers.base import ProviderSpec
 
 UPLOADS_PREFIX = "uploads/"
-UPLOAD_TYPES: dict[str, str] = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+UPLOAD_TYPES: dict[str, str] = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/webp": "webp",
+    # A batch's manifest (batches/manifest.py).
+    "text/csv": "csv",
+    "application/x-ndjson": "jsonl",
+}
 
 
 # Spellings people use for the formats we name JPG, PNG and WEBP.
@@ -114,6 +121,8 @@ class Ask:
     job_id: str | None = None  # derived by the caller where the work identifies itself
     owner: str = STACK_OWNER
     webhook_url: str | None = None  # checked by the caller (fetch_guard.webhook_url_refusal)
+    batch_id: str | None = None  # the batch whose item it is, and the item's place there
+    batch_item: int | None = None
 
 
 class PlanRefused(Refused):
@@ -143,13 +152,13 @@ def _as_asked(ask: Ask, job_id: str, settings: Settings) -> NewJob:
         metadata=ask.metadata,
         owner=ask.owner,
         webhook_url=ask.webhook_url,
+        batch_id=ask.batch_id,
+        batch_item=ask.batch_item,
     )
 
 
-def plan(ask: Ask, settings: Settings) -> NewJob:
-    """The new job for `ask`, or PlanRefused saying why there can be none."""
-    job_id = ask.job_id or new_job_id()
-    stack = Layer(
+def _stack_layer(settings: Settings) -> Layer:
+    return Layer(
         {
             "provider": settings.default_provider,
             "prompt": settings.default_prompt,
@@ -158,9 +167,22 @@ def plan(ask: Ask, settings: Settings) -> NewJob:
         },
         lambda name: "the stack's default",
     )
+
+
+def check_options(layers: tuple[Layer, ...], settings: Settings) -> GenerationOptions:
+    """What `layers` over the stack's defaults come to, or Refused: for work checked ahead
+    of its jobs (a batch's options and manifest rows)."""
+    return _options((*layers, _stack_layer(settings)), guided=False)[1]
+
+
+def plan(ask: Ask, settings: Settings) -> NewJob:
+    """The new job for `ask`, or PlanRefused saying why there can be none."""
+    job_id = ask.job_id or new_job_id()
     job = _as_asked(ask, job_id, settings)
     try:
-        spec, options = _options((*ask.layers, stack), guided=ask.guidance is not None)
+        spec, options = _options(
+            (*ask.layers, _stack_layer(settings)), guided=ask.guidance is not None
+        )
     except Refused as exc:
         raise PlanRefused(exc, job) from None
     job = replace(job, provider=spec.name, options=options)
@@ -222,10 +244,11 @@ def _parse(layer: Layer) -> OptionLayer:
 
 
 def _check_place(ask: Ask) -> None:
-    """An inbox image's results go beside it (storage.results_prefix): a key too long for
-    that is refused before the image is read, rather than failing when they are written."""
+    """An inbox or catalogue image's results go beside it (storage.results_prefix): a key
+    too long for that is refused before the image is read, rather than failing when they
+    are written."""
     stored = ask.photo.stored
-    if ask.trigger != "inbox" or stored is None or stored.key is None:
+    if ask.trigger not in ("inbox", "batch") or stored is None or stored.key is None:
         return
     reason = storage.outbox_misfit(stored.key)
     if reason is not None:

@@ -21,6 +21,9 @@ _TRANSFER = TransferConfig(
 
 
 INBOX_PREFIX = "inbox/"
+# The input bucket's folder for a catalogue the inbox should not start on its own: batches
+# run over it (or over inbox/).
+CATALOG_PREFIX = "catalog/"
 OUTBOX_PREFIX = "outbox/"
 MANIFEST_NAME = "manifest.json"
 # Every result carries the id of the job that wrote it: a folder shared by the versions of
@@ -37,32 +40,53 @@ LONGEST_INBOX_KEY = (
 )
 
 
+def outbox_folder(key: str) -> str | None:
+    """The folder under outbox/ that mirrors a source image, for the folders that are
+    mirrored: inbox/spring/mug.png -> outbox/spring/mug.png/ (the file name whole, so a
+    re-upload replaces its results and mug.png and mug.jpg do not share one), and
+    catalog/shoes/a.png -> outbox/catalog/shoes/a.png/. None for any other key."""
+    if key.startswith(INBOX_PREFIX):
+        return f"{OUTBOX_PREFIX}{key.removeprefix(INBOX_PREFIX)}/"
+    if key.startswith(CATALOG_PREFIX):
+        return f"{OUTBOX_PREFIX}{key}/"
+    return None
+
+
 def outbox_misfit(key: str) -> str | None:
-    """Why the results of the inbox image `key` cannot go beside it under outbox/, or None
-    if they can (or if `key` is not under inbox/, so nothing is mirrored)."""
+    """Why the results of the source image `key` cannot go beside it under outbox/, or None
+    if they can (or if `key` is in no mirrored folder, so nothing is mirrored)."""
+    folder = outbox_folder(key)
     size = len(key.encode())
-    if not key.startswith(INBOX_PREFIX) or size <= LONGEST_INBOX_KEY:
+    if folder is None or len((folder + MANIFEST_NAME).encode()) <= MAX_KEY_BYTES:
         return None
+    longest = MAX_KEY_BYTES - (len(folder.encode()) - size) - len(MANIFEST_NAME)
     return (
-        f"the key is {size} bytes; the longest that fits is {LONGEST_INBOX_KEY} bytes (S3 "
+        f"the key is {size} bytes; the longest that fits is {longest} bytes (S3 "
         f"takes keys of at most {MAX_KEY_BYTES} bytes, and the results' folder under "
         f"{OUTBOX_PREFIX} would make a longer one)"
     )
 
 
-def results_prefix(job: Job) -> str:
-    """Where a job's results go. An inbox image's go beside their source, in a folder named
-    for the whole file name, so a re-upload replaces them and mug.png and mug.jpg do not
-    share one (inbox/spring/mug.png -> outbox/spring/mug.png/). Any other job's, and an inbox
-    image's whose key is too long for that (outbox_misfit), go under the job id."""
+def mirrors_source(job: Job) -> bool:
+    """Whether the job's results go beside its source under outbox/ (inbox and batch jobs
+    over stored images whose key fits), rather than under results/<job id>/."""
     key = job.source.key
-    if (
-        job.trigger == "inbox"
+    return (
+        job.trigger in ("inbox", "batch")
         and key is not None
-        and key.startswith(INBOX_PREFIX)
+        and outbox_folder(key) is not None
         and outbox_misfit(key) is None
-    ):
-        return f"{OUTBOX_PREFIX}{key.removeprefix(INBOX_PREFIX)}/"
+    )
+
+
+def results_prefix(job: Job) -> str:
+    """Where a job's results go: beside the source (outbox_folder) where it mirrors one,
+    else under the job id."""
+    if mirrors_source(job):
+        assert job.source.key is not None
+        folder = outbox_folder(job.source.key)
+        assert folder is not None
+        return folder
     return f"results/{job.id}/"
 
 
@@ -83,7 +107,8 @@ def presigned_get(bucket: str, key: str, expires_in: int, version_id: str | None
     )
 
 
-def _head(bucket: str, key: str, version_id: str | None) -> dict[str, Any] | None:
+def head_object(bucket: str, key: str, version_id: str | None = None) -> dict[str, Any] | None:
+    """The object's HeadObject answer, or None if it does not exist."""
     extra = {"VersionId": version_id} if version_id else {}
     try:
         return dict(aws.client("s3").head_object(Bucket=bucket, Key=key, **extra))
@@ -95,13 +120,13 @@ def _head(bucket: str, key: str, version_id: str | None) -> dict[str, Any] | Non
 
 def object_metadata(bucket: str, key: str, version_id: str | None) -> dict[str, str] | None:
     """The object's user metadata (x-amz-meta-*), or None if it no longer exists."""
-    head = _head(bucket, key, version_id)
+    head = head_object(bucket, key, version_id)
     return None if head is None else dict(head.get("Metadata", {}))
 
 
 def object_size(bucket: str, key: str, version_id: str | None) -> int | None:
     """The object's size in bytes, or None if it does not exist."""
-    head = _head(bucket, key, version_id)
+    head = head_object(bucket, key, version_id)
     return None if head is None else int(head["ContentLength"])
 
 
@@ -184,7 +209,7 @@ def stored_by_job(bucket: str, prefix: str, keys: list[str], job_id: str) -> set
     return {
         key
         for key in listed
-        if (_head(bucket, key, None) or {}).get("Metadata", {}).get(JOB_ID_METADATA) == job_id
+        if (head_object(bucket, key, None) or {}).get("Metadata", {}).get(JOB_ID_METADATA) == job_id
     }
 
 

@@ -20,7 +20,7 @@ from moto import mock_aws
 
 from backdrop.config import Settings
 from backdrop.jobs import JobStore
-from backdrop_local import eventbridge, lambdas, s3_events
+from backdrop_local import distributed_map, eventbridge, lambdas, s3_events
 from backdrop_local.cloud import REGION, LocalCloud, provision
 from backdrop_local.pollers import batch_failures, sqs_event
 from backdrop_local.template import Template
@@ -77,6 +77,35 @@ class Stack:
         payload, error = self.invoke("ApiFunction", event)
         assert error is None, payload
         return payload["statusCode"], json.loads(payload["body"])
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        api_key_id: str | None = None,
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Any route through the API function, as API Gateway's proxy event: (status,
+        JSON body, headers)."""
+        event = load_event("api-get-generation")
+        event["httpMethod"] = event["requestContext"]["httpMethod"] = method
+        event["path"] = path
+        event["resource"] = event["requestContext"]["resourcePath"] = path
+        event["pathParameters"] = None
+        event["body"] = None if body is None else json.dumps(body)
+        event["queryStringParameters"] = query or None
+        event["multiValueQueryStringParameters"] = {k: [v] for k, v in (query or {}).items()} or None
+        for name, value in (headers or {}).items():
+            event["headers"][name] = value
+            event["multiValueHeaders"][name] = [value]
+        if api_key_id is not None:
+            event["requestContext"]["identity"]["apiKeyId"] = api_key_id
+        payload, error = self.invoke("ApiFunction", event)
+        assert error is None, payload
+        return payload["statusCode"], json.loads(payload["body"]), payload.get("headers") or {}
 
     def wait_for_execution(self, job_id: str, timeout: float = 60) -> dict[str, Any]:
         sfn = boto3.client("stepfunctions", region_name=REGION)
@@ -191,6 +220,7 @@ def make_stack(
     with mock_aws(config=config):  # type: ignore[arg-type]
         lambdas.install()
         s3_events.install()
+        distributed_map.install()
         eventbridge.install()
 
         stacks: list[Stack] = []

@@ -23,7 +23,7 @@ from aws_lambda_powertools.event_handler.openapi.models import (
     Server,
 )
 
-from backdrop.api import cancel, create, errors, read
+from backdrop.api import batches, cancel, create, errors, read
 from backdrop.config import get_settings
 
 TITLE = "backdrop"
@@ -49,6 +49,7 @@ errors.register(app)
 app.include_router(create.router)
 app.include_router(read.router)
 app.include_router(cancel.router)
+app.include_router(batches.router)
 
 
 @cache

@@ -5,17 +5,18 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from botocore.exceptions import ClientError
 
 from backdrop import executions, storage
+from backdrop.api import idempotency
 from backdrop.api.errors import ApiError, field_error
+from backdrop.api.idempotency import IdempotencyKey
 from backdrop.api.requests import MAX_INLINE_IMAGE_BYTES, GenerationRequest
 from backdrop.api.schemas import UploadForm, UploadRequest, UploadTicket, error_responses
 from backdrop.api.views import GenerationView, caller, generation_view
@@ -33,18 +34,6 @@ from backdrop.plan import (
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 settings = get_settings()
 jobs = JobStore(settings)
-
-IDEMPOTENCY_SECONDS = 24 * 3600
-
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        description="Retry safely: the same key and body within 24 h answer the first job.",
-    ),
-]
 
 
 def _too_large(what: str) -> ApiError:
@@ -76,8 +65,7 @@ def create_generation(
     if idempotency_key is None:
         job = _start(request, owner)
     else:
-        claim = _claim(idempotency_key, owner, request)
-        job = _start_once(claim=claim, request=request, owner=owner)
+        job = _start_once(idempotency_key, owner, request)
     return Response(
         status_code=HTTPStatus.ACCEPTED.value,
         content_type=content_types.APPLICATION_JSON,
@@ -86,57 +74,22 @@ def create_generation(
     )
 
 
-def _claim(key: str, owner: str, request: GenerationRequest) -> dict[str, Any]:
-    """What identifies a retry: the key, per API key (two callers may pick the same key),
-    and the request, with inline photos by digest so the record stays small."""
-    # The bare key id: claims made before owners were recorded name it so (24 h of them).
-    caller = owner.removeprefix("key:")
+def _start_once(key: str, owner: str, request: GenerationRequest) -> Job:
+    # What identifies a retry: the request, with inline photos by digest so the record
+    # stays small.
     body = request.model_dump(mode="json", exclude={"image", "image_base64"})
     inline = request.inline_image
     if inline is not None:
         body["image_sha256"] = hashlib.sha256(inline).hexdigest()
-    return {"key": f"{caller}:{key}", "request": body}
-
-
-def _start_once(*, claim: dict[str, Any], request: GenerationRequest, owner: str) -> Job:
-    start, config = _idempotent_start()
-    # Lets an interrupted request's key be retried once this invocation's time is up.
-    config.register_lambda_context(router.lambda_context)
-    return start(claim=claim, request=request, owner=owner)  # type: ignore[no-any-return]
-
-
-@cache
-def _idempotent_start() -> tuple[Any, Any]:
-    """`_start`, once per claim (Powertools idempotency): a retry within 24 h gets the
-    first job back; the same key with another request is refused. Built, and imported,
-    on the first request that has an Idempotency-Key."""
-    from aws_lambda_powertools.utilities.idempotency import (
-        DynamoDBPersistenceLayer,
-        IdempotencyConfig,
-        idempotent_function,
+    return idempotency.once(
+        key=key,
+        scope="generations",
+        owner=owner,
+        request=body,
+        model=Job,
+        start=lambda: _start(request, owner),
+        context=router.lambda_context,
     )
-    from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import (
-        PydanticSerializer,
-    )
-
-    if not settings.idempotency_table:
-        raise RuntimeError("IDEMPOTENCY_TABLE is not set")
-
-    def start(*, claim: dict[str, Any], request: GenerationRequest, owner: str) -> Job:
-        return _start(request, owner)  # the claim names the key, so the owner is the same
-
-    config = IdempotencyConfig(
-        event_key_jmespath="key",
-        payload_validation_jmespath="request",
-        expires_after_seconds=IDEMPOTENCY_SECONDS,
-    )
-    once = idempotent_function(
-        data_keyword_argument="claim",
-        config=config,
-        persistence_store=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
-        output_serializer=PydanticSerializer(Job),
-    )(start)
-    return once, config
 
 
 # Request fields that are options; plan.py applies the stack's defaults under them.

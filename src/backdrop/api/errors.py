@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
+from backdrop.batches.store import BatchNotFound
 from backdrop.jobs import JobNotFound
 from backdrop.observability import logger
 
@@ -126,6 +127,10 @@ def register(app: APIGatewayRestResolver) -> None:
     @app.exception_handler(JobNotFound)  # type: ignore[untyped-decorator]
     def _job_not_found(exc: JobNotFound) -> Response[Any]:
         return answer(ApiError(HTTPStatus.NOT_FOUND, "not_found", "no generation has this id"))
+
+    @app.exception_handler(BatchNotFound)  # type: ignore[untyped-decorator]
+    def _batch_not_found(exc: BatchNotFound) -> Response[Any]:
+        return answer(ApiError(HTTPStatus.NOT_FOUND, "not_found", "no batch has this id"))
 
     @app.exception_handler(NotFoundError)  # type: ignore[untyped-decorator]
     def _no_route(exc: NotFoundError) -> Response[Any]:

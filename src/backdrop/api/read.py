@@ -14,6 +14,7 @@ from backdrop.api import cursor as cursors
 from backdrop.api.errors import field_error
 from backdrop.api.schemas import error_responses
 from backdrop.api.views import GenerationPage, GenerationView, caller, generation_view
+from backdrop.batches.store import BatchNotFound, BatchStore
 from backdrop.config import get_settings
 from backdrop.domain import JOB_ID_PATTERN, JobStatus
 from backdrop.jobs import JobNotFound, JobStore
@@ -21,6 +22,7 @@ from backdrop.jobs import JobNotFound, JobStore
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 settings = get_settings()
 jobs = JobStore(settings)
+batches = BatchStore(settings)
 
 MAX_PAGE = 100
 
@@ -51,15 +53,22 @@ def list_generations(
     cursor: Annotated[
         str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
     ] = None,
+    batch_id: Annotated[
+        str | None, Query(max_length=64, description="Only the jobs this batch started.")
+    ] = None,
 ) -> GenerationPage:
     reader = caller(router.current_event)
+    if batch_id is not None:
+        if not re.fullmatch(JOB_ID_PATTERN, batch_id):
+            raise BatchNotFound(batch_id)
+        batches.get_for(batch_id, reader)  # another key's batch is 404, as an unknown one
     after = None
     if cursor is not None:
         try:
             after = cursors.decode(cursor)
         except cursors.InvalidCursor as exc:
             raise field_error("cursor", str(exc)) from None
-    page = jobs.list_page(reader=reader, status=status, limit=limit, after=after)
+    page = jobs.list_page(reader=reader, status=status, limit=limit, after=after, batch_id=batch_id)
     return GenerationPage(
         items=[generation_view(job, settings) for job in page.jobs],
         next_cursor=None if page.after is None else cursors.encode(page.after),

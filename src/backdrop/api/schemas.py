@@ -9,9 +9,12 @@ from typing import Literal
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-# What POST /v1/uploads accepts: what both providers read (providers.md).
+# What POST /v1/uploads accepts: what both providers read (providers.md), and a batch's
+# manifest (CSV or JSON Lines).
 
-UploadContentType = Literal["image/jpeg", "image/png", "image/webp"]
+UploadContentType = Literal[
+    "image/jpeg", "image/png", "image/webp", "text/csv", "application/x-ndjson"
+]
 
 
 class ErrorDetail(BaseModel):
@@ -46,7 +49,7 @@ def error_responses(*statuses: int) -> dict[int, OpenAPIResponse]:
 ERROR_DESCRIPTIONS = {
     400: "Malformed JSON or multipart body.",
     403: "Missing or wrong API key.",
-    404: "No such generation, or no such route.",
+    404: "No such generation or batch, or no such route.",
     409: "A request with this Idempotency-Key is still being handled.",
     413: "Too large for the API; upload the photo with POST /v1/uploads.",
     415: "Send application/json or multipart/form-data.",
@@ -76,7 +79,10 @@ class UploadForm(BaseModel):
 class UploadTicket(BaseModel):
     """Answer of POST /v1/uploads: where to send the file, and the key to use after."""
 
-    image_key: str = Field(description="Pass as image_key to POST /v1/generations.")
+    image_key: str = Field(
+        description="Pass as image_key to POST /v1/generations (a manifest's as manifest_key "
+        "to POST /v1/batches)."
+    )
     upload: UploadForm
     expires_at: datetime
     max_bytes: int

@@ -1,0 +1,348 @@
+"""/v1/batches: start a batch over a prefix or a manifest, read one (counts, estimate, the
+report when done), list them, cancel one, retry its failures. A batch is the API key's that
+started it; its jobs are the stack's, like the inbox's (another key's batch over the same
+images points at them)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Annotated, Any, Self
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from backdrop import aws
+from backdrop.api import cursor as cursors
+from backdrop.api import idempotency
+from backdrop.api.errors import ApiError, field_error
+from backdrop.api.idempotency import IdempotencyKey
+from backdrop.api.schemas import ErrorBody, error_responses
+from backdrop.api.views import caller
+from backdrop.batches import start as batch_start
+from backdrop.batches.report import counts_view
+from backdrop.batches.store import (
+    Batch,
+    BatchConflict,
+    BatchNotFound,
+    BatchSource,
+    BatchStatus,
+    BatchStore,
+)
+from backdrop.config import get_settings
+from backdrop.domain import JOB_ID_PATTERN, MAX_METADATA_ENTRIES, JobError, Metadata, Refused
+from backdrop.jobs import new_job_id
+from backdrop.plan import OptionLayer
+from backdrop.storage import presigned_get
+
+router = APIGatewayRouter()  # type: ignore[no-untyped-call]
+settings = get_settings()
+batches = BatchStore(settings)
+
+MAX_PAGE = 100
+
+
+class BatchRequest(OptionLayer):
+    """Body of POST /v1/batches: what to run over (exactly one of `prefix` or
+    `manifest_key`), the generation options every item gets unless its manifest row sets
+    its own, and your labels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prefix: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="Every object under this prefix of the input bucket (catalog/ or inbox/).",
+    )
+    manifest_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="A CSV or JSON Lines manifest uploaded with POST /v1/uploads.",
+    )
+    metadata: Metadata = Field(
+        default_factory=dict,
+        max_length=MAX_METADATA_ENTRIES,
+        description="Your labels, on every job of the batch and on Batch Completed.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.prefix is None) == (self.manifest_key is None):
+            raise ValueError("give exactly one of prefix or manifest_key")
+        return self
+
+    def options(self) -> dict[str, Any]:
+        return self.model_dump(include=set(OptionLayer.model_fields), exclude_none=True)
+
+
+class BatchCounts(BaseModel):
+    total: int | None = Field(description="Items; null until a prefix's listing is known.")
+    queued: int | None = Field(description="Not started yet (or never, if canceled).")
+    running: int
+    succeeded: int
+    failed: int
+    skipped: int = Field(description="Already done or under way by another job: not paid again.")
+
+
+class BatchView(BaseModel):
+    """A batch as GET /v1/batches/{id} shows it."""
+
+    id: str
+    status: BatchStatus
+    source: BatchSource
+    options: dict[str, Any]
+    metadata: dict[str, str]
+    counts: BatchCounts
+    cancel_requested: bool
+    started_at: datetime
+    finished_at: datetime | None
+    eta_seconds: int | None = Field(description="While running: an estimate of time left.")
+    report_url: str | None = Field(description="When done: a presigned URL to the CSV report.")
+    error: JobError | None = Field(description="Why the batch itself failed; null otherwise.")
+
+
+class BatchPage(BaseModel):
+    items: list[BatchView]
+    next_cursor: str | None
+
+
+def batch_view(batch: Batch) -> BatchView:
+    counts = counts_view(batch)
+    if counts["total"] is None and not batch.finished:
+        listed = _listed(batch.id)
+        if listed is not None:
+            total = max(listed - batch.ignored, 0)
+            settled = total - (batch.running + batch.succeeded + batch.failed + batch.skipped)
+            counts |= {"total": total, "queued": max(settled, 0)}
+    report_url = None
+    if batch.report_key:
+        report_url = presigned_get(
+            settings.results_bucket, batch.report_key, settings.result_url_expiry_seconds
+        )
+    return BatchView(
+        id=batch.id,
+        status=batch.status,
+        source=batch.source,
+        options=batch.options.model_dump(mode="json", exclude_none=True),
+        metadata=batch.metadata,
+        counts=BatchCounts.model_validate(counts),
+        cancel_requested=batch.cancel_requested,
+        started_at=batch.started_at,
+        finished_at=batch.finished_at,
+        eta_seconds=None if batch.finished else _eta(batch, counts["total"]),
+        report_url=report_url,
+        error=batch.error,
+    )
+
+
+def _eta(batch: Batch, total: int | None) -> int | None:
+    """Time left at the pace so far (items settled per second since the start)."""
+    done = batch.succeeded + batch.failed + batch.skipped
+    if total is None or done == 0:
+        return None
+    elapsed = (datetime.now(UTC) - batch.started_at).total_seconds()
+    return round(elapsed * max(total - done, 0) / done)
+
+
+def _listed(batch_id: str) -> int | None:
+    """How many objects the Map run has listed so far (a prefix's total, until the end)."""
+    machine = settings.batch_state_machine_arn or ""
+    execution = f"{machine.replace(':stateMachine:', ':execution:')}:{batch_id}"
+    sfn = aws.client("stepfunctions")
+    try:
+        runs = sfn.list_map_runs(executionArn=execution).get("mapRuns", [])
+        if not runs:
+            return None
+        return int(sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"])["itemCounts"]["total"])
+    except (ClientError, KeyError):
+        return None
+
+
+def _accepted(batch: Batch) -> Response[BatchView]:
+    return Response(
+        status_code=HTTPStatus.ACCEPTED.value,
+        content_type=content_types.APPLICATION_JSON,
+        body=batch_view(batch),
+        headers={"Location": f"/v1/batches/{batch.id}"},
+    )
+
+
+def _refused(exc: Refused) -> ApiError:
+    status = (
+        HTTPStatus.CONFLICT if exc.code == "nothing_to_retry" else HTTPStatus.UNPROCESSABLE_ENTITY
+    )
+    message = (
+        exc.message
+        if exc.code != "unsupported_option"
+        else ("the provider cannot honour every option asked for")
+    )
+    return ApiError(
+        status, exc.code, message, [{"field": p.field, "reason": p.reason} for p in exc.problems]
+    )
+
+
+def _start_failed() -> ApiError:
+    return ApiError(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "start_failed",
+        "the batch workflow could not be started; try again",
+    )
+
+
+def _read(batch_id: str) -> Batch:
+    if not re.fullmatch(JOB_ID_PATTERN, batch_id):
+        raise BatchNotFound(batch_id)
+    return batches.get_for(batch_id, caller(router.current_event))
+
+
+@router.post(
+    "/v1/batches",
+    summary="Start a batch: every image under a prefix, or every row of a manifest",
+    responses={
+        202: {
+            "description": "The batch, running; poll the Location.",
+            "headers": {"Location": {"description": "/v1/batches/{id}"}},
+        },
+        **error_responses(400, 403, 409, 415, 422, 429, 500, 503),
+    },
+)
+def create_batch(
+    request: Annotated[BatchRequest, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[BatchView]:
+    owner = caller(router.current_event)
+
+    def begin() -> Batch:
+        try:
+            return batch_start.start(
+                new_job_id(),
+                owner=owner,
+                prefix=request.prefix,
+                manifest_key=request.manifest_key,
+                options=request.options(),
+                metadata=request.metadata,
+                settings=settings,
+                batches=batches,
+            )
+        except Refused as exc:
+            raise _refused(exc) from None
+        except batch_start.StartFailed:
+            raise _start_failed() from None
+
+    if idempotency_key is None:
+        batch = begin()
+    else:
+        batch = idempotency.once(
+            key=idempotency_key,
+            scope="batches",
+            owner=owner,
+            request=request.model_dump(mode="json"),
+            model=Batch,
+            start=begin,
+            context=router.lambda_context,
+        )
+        batch = batches.get(batch.id)  # as it stands now, not as first answered
+    return _accepted(batch)
+
+
+@router.get(
+    "/v1/batches/<batch_id>",
+    summary="A batch: status, counts, estimate of time left, the report when done",
+    responses={200: {"description": "The batch."}, **error_responses(403, 404, 422, 429, 500)},
+)
+def get_batch(batch_id: str) -> BatchView:
+    return batch_view(_read(batch_id))
+
+
+@router.get(
+    "/v1/batches",
+    summary="Batches, newest first, a page at a time",
+    responses={200: {"description": "A page of batches."}, **error_responses(403, 422, 429, 500)},
+)
+def list_batches(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Batches per page.")] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> BatchPage:
+    reader = caller(router.current_event)
+    after = None
+    if cursor is not None:
+        try:
+            after = cursors.decode(cursor)
+        except cursors.InvalidCursor as exc:
+            raise field_error("cursor", str(exc)) from None
+    page = batches.list_page(reader=reader, limit=limit, after=after)
+    return BatchPage(
+        items=[batch_view(batch) for batch in page.batches],
+        next_cursor=None if page.after is None else cursors.encode(page.after),
+    )
+
+
+_CONFLICT: OpenAPIResponse = {
+    "description": "The batch has already finished (cancel) or is still running (retry), "
+    "or has nothing to retry.",
+    "content": {"application/json": {"model": ErrorBody}},
+}
+
+
+@router.post(
+    "/v1/batches/<batch_id>/cancel",
+    summary="Cancel a batch: no new items start; jobs already started finish",
+    responses={
+        200: {"description": "The batch, canceling (its status becomes canceled at its end)."},
+        409: _CONFLICT,
+        **error_responses(403, 404, 422, 429, 500),
+    },
+)
+def cancel_batch(batch_id: str) -> BatchView:
+    batch = _read(batch_id)
+    try:
+        batch = batches.request_cancel(batch.id)
+    except BatchConflict:
+        status = batches.get(batch.id).status.value
+        raise ApiError(
+            HTTPStatus.CONFLICT,
+            "already_finished",
+            f"the batch has already finished ({status}); only a running one can be canceled",
+        ) from None
+    return batch_view(batch)
+
+
+@router.post(
+    "/v1/batches/<batch_id>/retry",
+    summary="Start a new batch over the failed items of a finished one",
+    responses={
+        202: {
+            "description": "The new batch, running.",
+            "headers": {"Location": {"description": "/v1/batches/{id}"}},
+        },
+        409: _CONFLICT,
+        **error_responses(403, 404, 422, 429, 500, 503),
+    },
+)
+def retry_batch(batch_id: str) -> Response[BatchView]:
+    batch = _read(batch_id)
+    if not batch.finished:
+        raise ApiError(
+            HTTPStatus.CONFLICT,
+            "still_running",
+            "the batch is still running; retry its failures once it has finished",
+        )
+    if batch.report_key is None:
+        raise ApiError(
+            HTTPStatus.CONFLICT, "nothing_to_retry", "the batch never started; start it again"
+        )
+    try:
+        retried = batch_start.retry(batch, new_job_id(), settings=settings, batches=batches)
+    except Refused as exc:
+        raise _refused(exc) from None
+    except batch_start.StartFailed:
+        raise _start_failed() from None
+    return _accepted(retried)

@@ -1,0 +1,242 @@
+"""One item of a batch: what the Map's StartItem and SettleItem tasks do.
+
+StartItem turns an item (an object the Map listed, or a row of items.csv) into a job
+through the one plan, named as the inbox names the same image (jobs.source_job_id of
+bucket, key and version; a URL by itself), so reruns and overlaps with the inbox never pay
+twice: a job for the image that succeeded or is under way makes the item `skipped`; one
+that failed makes a new attempt (the same identity plus the attempt number). An image that
+cannot work fails as its own job before any provider call. The Map then runs the job's
+workflow to its end (states:startExecution.sync) and SettleItem counts how it ended.
+
+Every step is safe to repeat: the item's record is written once, with its count, and a job
+this item made before a crash is found again by its batch and place."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, Field
+
+from backdrop import aws, executions, storage, telemetry
+from backdrop.batches.manifest import ManifestRow, row_layer
+from backdrop.batches.store import Batch, BatchItem, BatchStore, ItemOutcome
+from backdrop.config import Settings
+from backdrop.domain import (
+    FINISHED,
+    JOB_ID_PATTERN,
+    ImageSource,
+    Job,
+    JobError,
+    JobStatus,
+)
+from backdrop.jobs import JobNotFound, JobStore, source_job_id
+from backdrop.observability import logger
+from backdrop.plan import Ask, Layer, Photo, PlanRefused, plan
+
+# After this many failed attempts at one image, a batch stops trying it again.
+MAX_ATTEMPTS = 20
+# Where a job still counts as under way: a batch points at it rather than start another.
+UNDER_WAY = frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED})
+
+
+class ItemInput(BaseModel):
+    """What the Map's ItemSelector hands StartItem: an object listed under the prefix
+    (`key`, `size`), or a row of items.csv (`row`, every cell a string)."""
+
+    batch_id: str = Field(pattern=JOB_ID_PATTERN)
+    index: int = Field(ge=0)
+    key: str | None = None
+    size: int | None = None
+    row: dict[str, str] | None = None
+
+
+class ItemRun(BaseModel):
+    """StartItem's answer: `run` the job's workflow (its execution's name and input), or
+    the item is `done` already."""
+
+    action: Literal["run", "done"]
+    job_id: str | None = None
+    input: dict[str, Any] | None = None
+
+
+class SettleInput(BaseModel):
+    batch_id: str = Field(pattern=JOB_ID_PATTERN)
+    index: int = Field(ge=0)
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
+
+
+class JobNotFinished(Exception):
+    """The item's job is still under way (its workflow outlived the Map's wait for it): the
+    workflow asks again later."""
+
+
+def attempt_id(identity: tuple[str, str, str], attempt: int) -> str:
+    """The job id of one attempt at an image. The first is the inbox's own id for it."""
+    bucket, key, version = identity
+    return source_job_id(bucket, key, version if attempt == 0 else f"{version}#{attempt}")
+
+
+def start_item(
+    item: ItemInput, *, settings: Settings, jobs: JobStore, batches: BatchStore
+) -> ItemRun:
+    recorded = batches.item(item.batch_id, item.index)
+    if recorded is None:
+        recorded = _record(item, settings=settings, jobs=jobs, batches=batches)
+    if recorded.outcome != "running" or recorded.job_id is None:
+        return ItemRun(action="done", job_id=recorded.job_id)
+    job = jobs.get(recorded.job_id)
+    return ItemRun(action="run", job_id=job.id, input=executions.workflow_input(job))
+
+
+def _record(
+    item: ItemInput, *, settings: Settings, jobs: JobStore, batches: BatchStore
+) -> BatchItem:
+    batch = batches.get(item.batch_id)
+    row, line = _row(item)
+    base = BatchItem(
+        batch_id=batch.id,
+        index=item.index,
+        outcome="not_started",
+        key=row.key,
+        image_url=None if row.image_url is None else str(row.image_url),
+        line=line,
+    )
+    if batch.cancel_requested:
+        return _write(batches, base)
+    if row.key is not None and (row.key.endswith("/") or item.size == 0):
+        return _write(batches, base.model_copy(update={"outcome": "ignored"}))
+    photo, identity = _photo(row, settings)
+    job: Job | None = None
+    for attempt in range(MAX_ATTEMPTS):
+        job_id = attempt_id(identity, attempt)
+        try:
+            found = jobs.get(job_id)
+        except JobNotFound:
+            break
+        if found.batch_id == batch.id and found.batch_item == item.index:
+            job = found  # made by this item before a crash: carry on with it
+            break
+        if found.status in UNDER_WAY:
+            return _write(batches, base.model_copy(update={"outcome": "skipped", "job_id": job_id}))
+    else:
+        error = JobError(
+            code="too_many_attempts",
+            message=f"{MAX_ATTEMPTS} jobs for this image failed; no batch tries it again",
+        )
+        return _write(batches, base.model_copy(update={"outcome": "failed", "error": error}))
+    if job is None:
+        job = _new_job(batch, row, line, photo, job_id, item.index, settings=settings, jobs=jobs)
+    if job.status in FINISHED:  # refused before any provider call
+        outcome = "succeeded" if job.status is JobStatus.SUCCEEDED else "failed"
+        return _write(
+            batches,
+            base.model_copy(update={"outcome": outcome, "job_id": job.id, "error": job.error}),
+        )
+    if job.trigger != "batch" or job.batch_id != batch.id:  # another batch made it first
+        return _write(batches, base.model_copy(update={"outcome": "skipped", "job_id": job.id}))
+    return _write(batches, base.model_copy(update={"outcome": "running", "job_id": job.id}))
+
+
+def _new_job(
+    batch: Batch,
+    row: ManifestRow,
+    line: int | None,
+    photo: Photo,
+    job_id: str,
+    index: int,
+    *,
+    settings: Settings,
+    jobs: JobStore,
+) -> Job:
+    metadata = dict(batch.metadata) | ({"sku": row.sku} if row.sku else {})
+    ask = Ask(
+        trigger="batch",
+        photo=photo,
+        layers=(row_layer(row, line or index), Layer(batch.options.model_dump(exclude_none=True), _batch_origin)),
+        metadata=metadata,
+        job_id=job_id,
+        batch_id=batch.id,
+        batch_item=index,
+    )
+    try:
+        new = plan(ask, settings)
+    except PlanRefused as exc:
+        logger.info("batch item refused", extra={"job_id": job_id, "code": exc.code})
+        return executions.refuse(exc.job, exc.error, settings=settings, jobs=jobs)
+    job, created = jobs.create(new)
+    if created:
+        telemetry.emit("JobsStarted", 1, provider=job.provider)
+    return job
+
+
+def _batch_origin(name: str) -> str:
+    return f"the batch's {name}"
+
+
+def _row(item: ItemInput) -> tuple[ManifestRow, int | None]:
+    if item.row is not None:
+        cells = dict(item.row)
+        line = int(cells.pop("line", "") or 0) or None
+        return ManifestRow.model_validate(cells), line
+    return ManifestRow.model_construct(key=item.key), None
+
+
+def _photo(row: ManifestRow, settings: Settings) -> tuple[Photo, tuple[str, str, str]]:
+    """The image, and what names it: the bucket, key and version the inbox would name it
+    by (the version now current), or the URL."""
+    if row.image_url is not None:
+        url = str(row.image_url)
+        return Photo(url=url, field="image_url"), ("url", url, "")
+    assert row.key is not None
+    bucket = settings.input_bucket
+    head = storage.head_object(bucket, row.key)
+    if head is None:  # gone since it was listed: a failed job, named by this item alone
+        version = "missing"
+        source = ImageSource(bucket=bucket, key=row.key)
+    else:
+        version = head.get("VersionId") or head["ETag"].strip('"')
+        source = ImageSource(bucket=bucket, key=row.key, version_id=head.get("VersionId"))
+    return Photo(stored=source, field="key"), (bucket, row.key, version)
+
+
+def _write(batches: BatchStore, item: BatchItem) -> BatchItem:
+    if not batches.record_item(item):  # recorded by an earlier try of this task
+        found = batches.item(item.batch_id, item.index)
+        assert found is not None
+        return found
+    return item
+
+
+def settle_item(
+    task: SettleInput, *, settings: Settings, jobs: JobStore, batches: BatchStore
+) -> None:
+    """Count how the item's job ended. A job whose workflow never ran, or ended without
+    recording it, is failed here (and announced), so every item ends."""
+    job = jobs.get(task.job_id)
+    if job.status not in FINISHED:
+        status = _execution_status(settings, job.id)
+        if status == "RUNNING":
+            raise JobNotFinished(job.id)
+        code, why = (
+            ("start_failed", "the batch could not start the job's workflow")
+            if status is None
+            else ("workflow_failed", f"the job's workflow ended {status.lower()}")
+        )
+        job = executions.fail(
+            job.id, JobError(code=code, message=why), settings=settings, jobs=jobs
+        )
+    outcome: ItemOutcome = "succeeded" if job.status is JobStatus.SUCCEEDED else "failed"
+    batches.settle_item(task.batch_id, task.index, outcome)
+
+
+def _execution_status(settings: Settings, job_id: str) -> str | None:
+    try:
+        answer = aws.client("stepfunctions").describe_execution(
+            executionArn=executions.execution_arn(settings, job_id)
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ExecutionDoesNotExist":
+            return None
+        raise
+    return str(answer["status"])

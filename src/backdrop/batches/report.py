@@ -1,0 +1,161 @@
+"""The end of a batch: its report (one CSV row per item: what it was, the job it became,
+how that ended), its final counts from those rows, its status, and `Batch Completed` on the
+bus. Safe to repeat: a finished batch is announced again, as it is."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from backdrop import events, storage
+from backdrop.batches.store import Batch, BatchItem, BatchStatus, BatchStore
+from backdrop.config import Settings
+from backdrop.domain import JOB_ID_PATTERN, Job, JobError, JobStatus
+from backdrop.jobs import JobStore
+from backdrop.workflow.messages import CaughtError
+
+BATCH_COMPLETED = "Batch Completed"
+REPORT_COLUMNS = (
+    "item",
+    "line",
+    "key",
+    "image_url",
+    "job_id",
+    "status",
+    "job_status",
+    "error_code",
+    "error_message",
+    "result_keys",
+    "seeds",
+)
+
+
+def report_key(batch_id: str) -> str:
+    return f"batches/{batch_id}/report.csv"
+
+
+class FinishInput(BaseModel):
+    """What the batch workflow hands FinishBatch: the batch, and the Map's error if it
+    failed as a whole (a Catch's `$.error`)."""
+
+    batch_id: str = Field(pattern=JOB_ID_PATTERN)
+    error: CaughtError | None = None
+
+
+def finish_batch(
+    task: FinishInput, *, settings: Settings, jobs: JobStore, batches: BatchStore
+) -> Batch:
+    batch_id = task.batch_id
+    error = None
+    if task.error is not None:
+        error = JobError(
+            code="batch_failed", message=f"{task.error.error}: {task.error.cause or ''}"[:1000]
+        )
+    batch = batches.get(batch_id)
+    if not batch.finished:
+        items = list(batches.items(batch_id))
+        found = jobs.get_many([item.job_id for item in items if item.job_id])
+        rows = [_row(item, found.get(item.job_id or "")) for item in items]
+        key = report_key(batch_id)
+        storage.put_bytes(settings.results_bucket, key, _csv(rows), "text/csv")
+        counts = _counts(batch, rows)
+        batch = batches.finish(
+            batch_id,
+            status=_status(batch, counts, error),
+            counts=counts,
+            report_key=key,
+            error=error,
+        )
+    _announce(batch, settings)
+    return batch
+
+
+def _row(item: BatchItem, job: Job | None) -> dict[str, Any]:
+    status = item.outcome
+    if (
+        status == "running"
+        and job is not None
+        and job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
+    ):
+        status = "succeeded" if job.status is JobStatus.SUCCEEDED else "failed"
+    error = job.error if job is not None and job.error is not None else item.error
+    return {
+        "item": item.index,
+        "line": item.line or "",
+        "key": item.key or "",
+        "image_url": item.image_url or "",
+        "job_id": item.job_id or "",
+        "status": status,
+        "job_status": job.status.value if job is not None else "",
+        "error_code": error.code if error is not None and status != "succeeded" else "",
+        "error_message": error.message if error is not None and status != "succeeded" else "",
+        "result_keys": " ".join(r.key for r in job.results) if job is not None else "",
+        "seeds": " ".join(str(r.seed) for r in job.results if r.seed is not None)
+        if job is not None
+        else "",
+    }
+
+
+def _csv(rows: list[dict[str, Any]]) -> bytes:
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=REPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def _counts(batch: Batch, rows: list[dict[str, Any]]) -> dict[str, int]:
+    counts = {
+        name: 0 for name in ("running", "succeeded", "failed", "skipped", "not_started", "ignored")
+    }
+    for row in rows:
+        counts[row["status"]] += 1
+    recorded = len(rows) - counts["ignored"]
+    # A manifest's rows are known up front; a prefix's are what the Map listed.
+    total = max(batch.total or 0, recorded)
+    return counts | {"total": total, "not_started": counts["not_started"] + total - recorded}
+
+
+def _status(batch: Batch, counts: dict[str, int], error: JobError | None) -> BatchStatus:
+    if error is not None:
+        return BatchStatus.FAILED
+    if batch.cancel_requested:
+        return BatchStatus.CANCELED
+    if counts["failed"] or counts["running"]:
+        return BatchStatus.COMPLETED_WITH_FAILURES
+    return BatchStatus.SUCCEEDED
+
+
+def counts_view(batch: Batch) -> dict[str, int | None]:
+    """The counts callers see: every item is queued (not reached, or never started),
+    running, succeeded, failed or skipped."""
+    total = batch.total
+    settled = batch.running + batch.succeeded + batch.failed + batch.skipped
+    queued = None if total is None else max(total - settled, 0)
+    return {
+        "total": total,
+        "queued": queued,
+        "running": batch.running,
+        "succeeded": batch.succeeded,
+        "failed": batch.failed,
+        "skipped": batch.skipped,
+    }
+
+
+def _announce(batch: Batch, settings: Settings) -> None:
+    detail: dict[str, Any] = {
+        "batch_id": batch.id,
+        "status": batch.status.value,
+        "counts": counts_view(batch),
+        "started_at": batch.started_at.isoformat(),
+        "finished_at": batch.finished_at.isoformat() if batch.finished_at else None,
+        "report": {"bucket": settings.results_bucket, "key": batch.report_key},
+    }
+    if batch.metadata:
+        detail["metadata"] = batch.metadata
+    if batch.error is not None:
+        detail["error"] = batch.error.model_dump()
+    events.put(settings.event_bus_name, BATCH_COMPLETED, detail)

@@ -1,0 +1,347 @@
+"""Batch records in DynamoDB: one record per batch (its request, status and live counts) and
+one per item (the job it became, or why none), in one table keyed by batch id and a sort
+key. Counts move in the same transaction as the item record they describe, so a retried
+task never counts an item twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from backdrop import aws
+from backdrop.config import Settings
+from backdrop.domain import JobError
+from backdrop.plan import OptionLayer
+from backdrop.jobs import LIST_KEY, from_item, position, to_attr, to_item
+
+BATCH_SORT = "batch"
+ITEM_SORT_PREFIX = "item#"
+BY_OWNER_INDEX = "by-owner"  # batch records only: partition owner, sort LIST_KEY
+MAX_ITEM_INDEX = 10**8  # sort keys hold the index in 8 digits
+
+
+class BatchStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    COMPLETED_WITH_FAILURES = "completed_with_failures"
+    CANCELED = "canceled"
+    FAILED = "failed"
+
+
+# What became of one item. `running`: its job was started by this batch (and is settled to
+# `succeeded` or `failed` when it ends); `skipped`: a job for the same image already
+# succeeded or is under way; `failed`: its job ended failed, or was refused before any
+# provider call; `not_started`: the batch was canceled first; `ignored`: not an image at all
+# (a folder marker).
+ItemOutcome = Literal["running", "succeeded", "failed", "skipped", "not_started", "ignored"]
+COUNTED: tuple[ItemOutcome, ...] = ("running", "succeeded", "failed", "skipped", "not_started")
+
+
+class BatchNotFound(Exception):
+    """No batch has this id (or none the one asking may read: the same answer)."""
+
+
+class BatchConflict(Exception):
+    """The batch is not in a state that allows this (it has finished)."""
+
+
+class BatchSource(BaseModel):
+    """What the batch runs over: objects under a prefix of the input bucket, or the rows of
+    a manifest (a retry's manifest is its source batch's failed rows)."""
+
+    prefix: str | None = None
+    manifest_key: str | None = None
+    retry_of: str | None = None
+
+
+class Batch(BaseModel):
+    id: str
+    owner: str
+    status: BatchStatus = BatchStatus.RUNNING
+    source: BatchSource
+    # The item list the Map reads for a manifest or a retry (CSV, manifest.py); None for a
+    # prefix, whose objects the Map lists itself.
+    items_key: str | None = None
+    options: OptionLayer = Field(default_factory=OptionLayer)  # every item's, unless its row sets
+    metadata: dict[str, str] = Field(default_factory=dict)
+    total: int | None = None  # known up front for a manifest; counted at the end otherwise
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    not_started: int = 0
+    ignored: int = 0
+    cancel_requested: bool = False
+    started_at: datetime
+    finished_at: datetime | None = None
+    report_key: str | None = None
+    error: JobError | None = None
+    expires_at: int
+
+    @property
+    def finished(self) -> bool:
+        return self.status is not BatchStatus.RUNNING
+
+    @property
+    def done(self) -> int:
+        """Items settled for good: their job ended, or there is none to wait for."""
+        return self.succeeded + self.failed + self.skipped + self.not_started
+
+
+class BatchItem(BaseModel):
+    """One item as the batch recorded it. `index` is its place in the Map (a manifest's
+    line is in `line`)."""
+
+    batch_id: str
+    index: int = Field(ge=0, lt=MAX_ITEM_INDEX)
+    outcome: ItemOutcome
+    job_id: str | None = None
+    key: str | None = None
+    image_url: str | None = None
+    line: int | None = None
+    error: JobError | None = None
+
+
+class BatchPage(BaseModel):
+    batches: list[Batch]
+    after: str | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _item_sort(index: int) -> str:
+    return f"{ITEM_SORT_PREFIX}{index:08d}"
+
+
+class BatchStore:
+    def __init__(self, settings: Settings) -> None:
+        self._table = settings.batches_table or ""  # set for every function that reads it
+        self._ttl = timedelta(days=settings.job_ttl_days)
+
+    def new(self, batch_id: str, *, owner: str, **fields: Any) -> Batch:
+        now = _now()
+        expires = int((now + self._ttl).timestamp())
+        return Batch(id=batch_id, owner=owner, started_at=now, expires_at=expires, **fields)
+
+    def create(self, batch: Batch) -> tuple[Batch, bool]:
+        """Record a new batch; an existing one (a retried request) is returned as it is."""
+        listing = {"owner": batch.owner, LIST_KEY: position(batch.started_at, batch.id)}
+        item = to_item(batch.model_dump(mode="json", exclude_none=True) | listing)
+        try:
+            aws.client("dynamodb").put_item(
+                TableName=self._table,
+                Item={"pk": {"S": batch.id}, "sk": {"S": BATCH_SORT}} | item,
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except aws.client("dynamodb").exceptions.ConditionalCheckFailedException:
+            return self.get(batch.id), False
+        return batch, True
+
+    def get(self, batch_id: str) -> Batch:
+        answer = aws.client("dynamodb").get_item(
+            TableName=self._table, Key=_key(batch_id, BATCH_SORT), ConsistentRead=True
+        )
+        if "Item" not in answer:
+            raise BatchNotFound(batch_id)
+        return Batch.model_validate(from_item(answer["Item"]))
+
+    def get_for(self, batch_id: str, reader: str) -> Batch:
+        """The batch, if `reader` (an owner) started it; BatchNotFound otherwise."""
+        batch = self.get(batch_id)
+        if batch.owner != reader:
+            raise BatchNotFound(batch_id)
+        return batch
+
+    def list_page(self, *, reader: str, limit: int, after: str | None) -> BatchPage:
+        """Up to `limit` of `reader`'s batches newest first, started before the position
+        `after` (jobs.position, as generations' cursors name)."""
+        condition = "#o = :o" + ("" if after is None else " AND #k < :after")
+        values = {":o": {"S": reader}} | ({} if after is None else {":after": {"S": after}})
+        found: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        while len(found) <= limit:
+            answer = aws.client("dynamodb").query(
+                TableName=self._table,
+                IndexName=BY_OWNER_INDEX,
+                KeyConditionExpression=condition,
+                ExpressionAttributeNames={"#o": "owner"}
+                | ({} if after is None else {"#k": LIST_KEY}),
+                ExpressionAttributeValues=values,
+                ScanIndexForward=False,
+                Limit=limit + 1 - len(found),
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            found += answer["Items"]
+            start = answer.get("LastEvaluatedKey")
+            if start is None:
+                break
+        page = found[:limit]
+        return BatchPage(
+            batches=[Batch.model_validate(from_item(item)) for item in page],
+            after=page[-1][LIST_KEY]["S"] if len(found) > limit else None,
+        )
+
+    def request_cancel(self, batch_id: str) -> Batch:
+        """Ask a running batch to start no more items; BatchConflict if it has finished."""
+        if not self._update(
+            batch_id,
+            "SET cancel_requested = :yes",
+            "attribute_exists(pk) AND #status = :running",
+            {":yes": {"BOOL": True}, ":running": {"S": BatchStatus.RUNNING.value}},
+        ):
+            self.get(batch_id)  # BatchNotFound for an unknown id
+            raise BatchConflict(batch_id)
+        return self.get(batch_id)
+
+    def item(self, batch_id: str, index: int) -> BatchItem | None:
+        answer = aws.client("dynamodb").get_item(
+            TableName=self._table, Key=_key(batch_id, _item_sort(index)), ConsistentRead=True
+        )
+        return None if "Item" not in answer else BatchItem.model_validate(from_item(answer["Item"]))
+
+    def record_item(self, item: BatchItem) -> bool:
+        """Record what an item became and count it, at once; False (nothing written) if it
+        was recorded before (a retried task)."""
+        body = to_item(item.model_dump(mode="json", exclude_none=True))
+        return self._transact(
+            [
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _key(item.batch_id, _item_sort(item.index)) | body,
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                self._count(item.batch_id, {item.outcome: 1}),
+            ]
+        )
+
+    def settle_item(self, batch_id: str, index: int, outcome: ItemOutcome) -> bool:
+        """A running item's job ended (`succeeded` or `failed`): move it, and its count,
+        once; False if it was settled before."""
+        return self._transact(
+            [
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": _key(batch_id, _item_sort(index)),
+                        "UpdateExpression": "SET #outcome = :to",
+                        "ConditionExpression": "#outcome = :running",
+                        "ExpressionAttributeNames": {"#outcome": "outcome"},
+                        "ExpressionAttributeValues": {
+                            ":to": {"S": outcome},
+                            ":running": {"S": "running"},
+                        },
+                    }
+                },
+                self._count(batch_id, {"running": -1, outcome: 1}),
+            ]
+        )
+
+    def items(self, batch_id: str) -> Iterator[BatchItem]:
+        """Every item recorded, in Map order."""
+        start: dict[str, Any] | None = None
+        while True:
+            answer = aws.client("dynamodb").query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :item)",
+                ExpressionAttributeValues={
+                    ":pk": {"S": batch_id},
+                    ":item": {"S": ITEM_SORT_PREFIX},
+                },
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            for record in answer["Items"]:
+                yield BatchItem.model_validate(from_item(record))
+            start = answer.get("LastEvaluatedKey")
+            if start is None:
+                return
+
+    def finish(
+        self,
+        batch_id: str,
+        *,
+        status: BatchStatus,
+        counts: dict[str, int],
+        report_key: str | None,
+        error: JobError | None,
+    ) -> Batch:
+        """End a running batch with its final counts; ending it again changes nothing."""
+        values: dict[str, Any] = {
+            ":status": {"S": status.value},
+            ":running": {"S": BatchStatus.RUNNING.value},
+            ":finished": {"S": _now().isoformat()},
+            ":report": to_attr(report_key),
+            ":error": to_attr(None if error is None else error.model_dump(mode="json")),
+        }
+        sets = [
+            "#status = :status",
+            "finished_at = :finished",
+            "report_key = :report",
+            "#error = :error",
+        ]
+        for name, value in counts.items():
+            sets.append(f"#{name} = :n_{name}")
+            values[f":n_{name}"] = {"N": str(value)}
+        self._update(
+            batch_id,
+            "SET " + ", ".join(sets),
+            "#status = :running",
+            values,
+            names={f"#{name}": name for name in counts} | {"#error": "error"},
+        )
+        return self.get(batch_id)
+
+    def _count(self, batch_id: str, changes: dict[str, int]) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": _key(batch_id, BATCH_SORT),
+                "UpdateExpression": "ADD " + ", ".join(f"#{name} :{name}" for name in changes),
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeNames": {f"#{name}": name for name in changes},
+                "ExpressionAttributeValues": {f":{n}": {"N": str(v)} for n, v in changes.items()},
+            }
+        }
+
+    def _transact(self, writes: list[dict[str, Any]]) -> bool:
+        dynamodb = aws.client("dynamodb")
+        try:
+            dynamodb.transact_write_items(TransactItems=writes)
+        except dynamodb.exceptions.TransactionCanceledException as exc:
+            reasons = exc.response.get("CancellationReasons", [])
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return False
+            raise
+        return True
+
+    def _update(
+        self,
+        batch_id: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> bool:
+        try:
+            aws.client("dynamodb").update_item(
+                TableName=self._table,
+                Key=_key(batch_id, BATCH_SORT),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status"} | (names or {}),
+                ExpressionAttributeValues=values,
+            )
+        except aws.client("dynamodb").exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+
+def _key(batch_id: str, sort: str) -> dict[str, Any]:
+    return {"pk": {"S": batch_id}, "sk": {"S": sort}}
