@@ -8,6 +8,8 @@
   StartExecution with the ASL's names (StateMachineArn, Name, Input) and reads AWS's
   (ExecutionArn, Status, Output) from the answer, as AWS does (moto hands boto3 the
   ASL's names as they are, which it refuses, and reads its answer's names as they are);
+- a task waiting for a job's workflow to end asks every 0.1 s, not 0.5 s (AWS hears of
+  the end by an event, at once);
 - each worker runs its items one after another (moto recurses once per item, so a worker
   with more than ~900 items ends in RecursionError).
 """
@@ -16,16 +18,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from moto.stepfunctions.parser.api import ResourceNotFound
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_eval_s3 import (  # noqa: E501
     ResourceEvalS3,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor.distributed_item_processor_worker import (  # noqa: E501
     DistributedItemProcessorWorker,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_callback,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (  # noqa: E501
     StateTaskServiceSfn,
 )
-from moto.stepfunctions.parser.api import ResourceNotFound
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 
@@ -65,7 +70,7 @@ def _map_runs(self: Any, execution_arn: str) -> dict[str, Any]:
     execution = self.describe_execution(execution_arn=execution_arn)
     if getattr(execution, "exec_worker", None) is None or execution.exec_worker.env is None:
         return {"mapRuns": []}
-    return _list_map_runs(self, execution_arn)  # type: ignore[no-any-return]
+    return _list_map_runs(self, execution_arn)
 
 
 _sfn_parameters = StateTaskServiceSfn._normalise_parameters
@@ -101,10 +106,11 @@ def _describe_map_run(self: Any, map_run_arn: str) -> dict[str, Any]:
         record = None if env is None else env.map_run_record_pool_manager.get(map_run_arn)
         if record is not None:
             return record.describe()  # type: ignore[no-any-return]
-    raise ResourceNotFound()
+    raise ResourceNotFound(f"Map run {map_run_arn} does not exist")
 
 
 def install() -> None:
+    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.1  # type: ignore[misc]
     StepFunctionsParserBackend.describe_map_run = _describe_map_run  # type: ignore[method-assign]
     StateTaskServiceSfn._normalise_parameters = _api_names  # type: ignore[method-assign]
     StateTaskServiceSfn._normalise_response = _asl_names  # type: ignore[method-assign]

@@ -97,7 +97,9 @@ class Stack:
         event["pathParameters"] = None
         event["body"] = None if body is None else json.dumps(body)
         event["queryStringParameters"] = query or None
-        event["multiValueQueryStringParameters"] = {k: [v] for k, v in (query or {}).items()} or None
+        event["multiValueQueryStringParameters"] = {
+            k: [v] for k, v in (query or {}).items()
+        } or None
         for name, value in (headers or {}).items():
             event["headers"][name] = value
             event["multiValueHeaders"][name] = [value]
@@ -105,7 +107,8 @@ class Stack:
             event["requestContext"]["identity"]["apiKeyId"] = api_key_id
         payload, error = self.invoke("ApiFunction", event)
         assert error is None, payload
-        return payload["statusCode"], json.loads(payload["body"]), payload.get("headers") or {}
+        headers = {k: v[0] for k, v in (payload.get("multiValueHeaders") or {}).items()}
+        return payload["statusCode"], json.loads(payload["body"]), headers
 
     def wait_for_execution(self, job_id: str, timeout: float = 60) -> dict[str, Any]:
         sfn = boto3.client("stepfunctions", region_name=REGION)

@@ -13,6 +13,7 @@ import pytest
 from samtranslator.translator.transform import transform
 
 from backdrop import events, jobs
+from backdrop.batches import items
 from backdrop.config import Settings
 from backdrop.providers import errors, registry
 from backdrop.providers.base import ProviderSettings
@@ -39,11 +40,10 @@ def _deployable() -> dict[str, Any]:
     body = copy.deepcopy(TEMPLATE.body)
     body["Globals"]["Function"]["CodeUri"] = "s3://artifacts/backdrop.zip"
     body["Resources"]["DependenciesLayer"]["Properties"]["ContentUri"] = "s3://artifacts/deps.zip"
-    _, definition, _ = TEMPLATE.state_machine()
-    for resource in body["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::StateMachine":
-            resource["Properties"].pop("DefinitionUri")
-            resource["Properties"]["Definition"] = json.loads(definition)
+    for machine in TEMPLATE.state_machines():
+        properties = body["Resources"][machine.logical_id]["Properties"]
+        properties.pop("DefinitionUri")
+        properties["Definition"] = json.loads(machine.definition)
     return body
 
 
@@ -58,7 +58,7 @@ def _resources(transformed: dict[str, Any], kind: str) -> dict[str, dict[str, An
 
 def test_sam_transform_gives_the_expected_resources(transformed: dict[str, Any]) -> None:
     functions = _resources(transformed, "AWS::Lambda::Function")
-    assert len(functions) == 10
+    assert len(functions) == 13
     for function in functions.values():
         assert function["Properties"]["Runtime"] == "python3.13"
         assert function["Properties"]["Architectures"] == ["arm64"]
@@ -98,32 +98,51 @@ def test_sam_transform_gives_the_expected_resources(transformed: dict[str, Any])
     for mapping in mappings:
         assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
         assert "MaximumConcurrency" in mapping["Properties"]["ScalingConfig"]
-    (machine,) = _resources(transformed, "AWS::StepFunctions::StateMachine").values()
-    assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
-    assert "LoggingConfiguration" in machine["Properties"]
+    machines = _resources(transformed, "AWS::StepFunctions::StateMachine").values()
+    assert len(machines) == 2  # a job's workflow, a batch's
+    for machine in machines:
+        assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
+        assert "LoggingConfiguration" in machine["Properties"]
     assert "ApiApiKey" in transformed["Resources"]  # named by the ApiKeyId output
 
 
-def test_state_machine_placeholders_match_the_substitutions() -> None:
-    _, definition, substitutions = TEMPLATE.state_machine()
-    placeholders = set(re.findall(r"\$\{(\w+)\}", definition))
-    assert placeholders == set(substitutions)
-    tasks = [s for s in json.loads(definition)["States"].values() if s["Type"] == "Task"]
-    assert all(re.fullmatch(r"\$\{\w+FunctionArn\}", t["Resource"]) for t in tasks)
+def _states(definition: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every state, those of a Map's ItemProcessor too."""
+    found = []
+    for state in definition["States"].values():
+        found.append(state)
+        if "ItemProcessor" in state:
+            found += _states(state["ItemProcessor"])
+    return found
 
 
-def test_every_asl_error_name_is_raised_by_our_code() -> None:
-    _, definition, _ = TEMPLATE.state_machine()
+@pytest.mark.parametrize("machine", TEMPLATE.state_machines(), ids=lambda m: m.logical_id)
+def test_state_machine_placeholders_match_the_substitutions(machine: Any) -> None:
+    placeholders = set(re.findall(r"\$\{(\w+)\}", machine.definition))
+    assert placeholders == set(machine.substitutions)
+    tasks = [s for s in _states(json.loads(machine.definition)) if s["Type"] == "Task"]
+    # Our functions, or (a batch's items) the job workflow run to its end.
+    for task in tasks:
+        assert re.fullmatch(r"\$\{\w+FunctionArn\}", task["Resource"]) or task["Resource"] == (
+            "arn:aws:states:::states:startExecution.sync:2"
+        )
+
+
+@pytest.mark.parametrize("machine", TEMPLATE.state_machines(), ids=lambda m: m.logical_id)
+def test_every_asl_error_name_is_raised_by_our_code(machine: Any) -> None:
     ours = {cls.__name__ for cls in errors.ProviderError.__subclasses__()}
     ours |= {events.EventNotPublished.__name__, jobs.JobConflict.__name__}
+    ours |= {items.JobNotFinished.__name__}
     named = {
         name
-        for state in json.loads(definition)["States"].values()
+        for state in _states(json.loads(machine.definition))
         for rule in state.get("Retry", []) + state.get("Catch", [])
         for name in rule["ErrorEquals"]
     }
-    # Sandbox.Timedout: what Step Functions calls a function that ran out of time.
-    unknown = {n for n in named if not n.startswith(("States.", "Lambda.", "Sandbox."))} - ours
+    # Sandbox.Timedout: what Step Functions calls a function that ran out of time;
+    # StepFunctions.*: the errors of the Step Functions API (a batch starting a job's workflow).
+    known = ("States.", "Lambda.", "Sandbox.", "StepFunctions.")
+    unknown = {n for n in named if not n.startswith(known)} - ours
     assert unknown == set()
 
 

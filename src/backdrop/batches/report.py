@@ -56,7 +56,8 @@ def finish_batch(
         )
     batch = batches.get(batch_id)
     if not batch.finished:
-        items = list(batches.items(batch_id))
+        # Folder markers are not items: they are in no count and no report.
+        items = [item for item in batches.items(batch_id) if item.outcome != "ignored"]
         found = jobs.get_many([item.job_id for item in items if item.job_id])
         rows = [_row(item, found.get(item.job_id or "")) for item in items]
         key = report_key(batch_id)
@@ -108,15 +109,13 @@ def _csv(rows: list[dict[str, Any]]) -> bytes:
 
 
 def _counts(batch: Batch, rows: list[dict[str, Any]]) -> dict[str, int]:
-    counts = {
-        name: 0 for name in ("running", "succeeded", "failed", "skipped", "not_started", "ignored")
-    }
+    counts = dict.fromkeys(("running", "succeeded", "failed", "skipped", "not_started"), 0)
     for row in rows:
         counts[row["status"]] += 1
-    recorded = len(rows) - counts["ignored"]
-    # A manifest's rows are known up front; a prefix's are what the Map listed.
-    total = max(batch.total or 0, recorded)
-    return counts | {"total": total, "not_started": counts["not_started"] + total - recorded}
+    # A manifest's rows are known up front (some may never have been reached, if the batch
+    # failed); a prefix's are what the Map listed.
+    total = max(batch.total or 0, len(rows))
+    return counts | {"total": total, "not_started": counts["not_started"] + total - len(rows)}
 
 
 def _status(batch: Batch, counts: dict[str, int], error: JobError | None) -> BatchStatus:
