@@ -40,6 +40,7 @@ CONDITIONS = {
         ("AWS/States", "ExecutionsSucceeded"),
     },
     "ExecutionsTimedOutAlarm": {("AWS/States", "ExecutionsTimedOut")},
+    "BatchFailedAlarm": {("AWS/States", "ExecutionsFailed")},
     "ProviderThrottlingAlarm": {("Backdrop", "ProviderThrottled")},
     "ProviderUnavailableAlarm": {("Backdrop", "ProviderUnavailable")},
     "Api5xxAlarm": {("AWS/ApiGateway", "5XXError")},

@@ -102,3 +102,25 @@ def test_one_byte_more_falls_back_to_the_job_id(fill: str) -> None:
 
 def test_keys_outside_inbox_are_never_misfits() -> None:
     assert storage.outbox_misfit("uploads/" + "x" * 2000) is None
+
+
+@pytest.mark.parametrize(
+    ("key", "prefix"),
+    [
+        ("catalog/shoes/a.png", "outbox/catalog/shoes/a.png/"),  # the whole key mirrored
+        ("inbox/spring/mug.png", "outbox/spring/mug.png/"),  # where the inbox put it
+        ("uploads/abc.png", f"results/{JOB_ID}/"),  # no folder to mirror
+    ],
+)
+def test_batch_results_go_where_the_inbox_puts_them(key: str, prefix: str) -> None:
+    assert storage.results_prefix(_job("batch", key)) == prefix
+
+
+def test_the_longest_catalogue_key_fits_its_folder_and_one_byte_more_does_not() -> None:
+    longest = "catalog/" + "k" * (1003 - len("catalog/"))
+    assert storage.outbox_misfit(longest) is None
+    assert storage.results_prefix(_job("batch", longest)) == f"outbox/{longest}/"
+    reason = storage.outbox_misfit(longest + "k")
+    assert reason is not None
+    assert "1004 bytes; the longest that fits is 1003 bytes" in reason
+    assert storage.results_prefix(_job("batch", longest + "k")) == f"results/{JOB_ID}/"

@@ -68,8 +68,10 @@ class BatchRequest(OptionLayer):
     )
     metadata: Metadata = Field(
         default_factory=dict,
-        max_length=MAX_METADATA_ENTRIES,
-        description="Your labels, on every job of the batch and on Batch Completed.",
+        # One entry is kept for a manifest row's `sku`, added to its job's.
+        max_length=MAX_METADATA_ENTRIES - 1,
+        description="Your labels, on every job of the batch and on Batch Completed (a "
+        "manifest row's sku is added to its job's).",
     )
 
     @model_validator(mode="after")

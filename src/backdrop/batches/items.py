@@ -153,7 +153,10 @@ def _new_job(
     ask = Ask(
         trigger="batch",
         photo=photo,
-        layers=(row_layer(row, line or index), Layer(batch.options.model_dump(exclude_none=True), _batch_origin)),
+        layers=(
+            row_layer(row, line or index),
+            Layer(batch.options.model_dump(exclude_none=True), _batch_origin),
+        ),
         metadata=metadata,
         job_id=job_id,
         batch_id=batch.id,

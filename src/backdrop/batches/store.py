@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 from backdrop import aws
 from backdrop.config import Settings
 from backdrop.domain import JobError
-from backdrop.plan import OptionLayer
 from backdrop.jobs import LIST_KEY, from_item, position, to_attr, to_item
+from backdrop.plan import OptionLayer
 
 BATCH_SORT = "batch"
 ITEM_SORT_PREFIX = "item#"
