@@ -8,8 +8,6 @@
   StartExecution with the ASL's names (StateMachineArn, Name, Input) and reads AWS's
   (ExecutionArn, Status, Output) from the answer, as AWS does (moto hands boto3 the
   ASL's names as they are, which it refuses, and reads its answer's names as they are);
-- a task waiting for a job's workflow to end asks every 0.1 s, not 0.5 s (AWS hears of
-  the end by an event, at once);
 - each worker runs its items one after another (moto recurses once per item, so a worker
   with more than ~900 items ends in RecursionError).
 """
@@ -24,9 +22,6 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.ev
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor.distributed_item_processor_worker import (  # noqa: E501
     DistributedItemProcessorWorker,
-)
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-    state_task_service_callback,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (  # noqa: E501
     StateTaskServiceSfn,
@@ -110,7 +105,6 @@ def _describe_map_run(self: Any, map_run_arn: str) -> dict[str, Any]:
 
 
 def install() -> None:
-    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.1  # type: ignore[misc]
     StepFunctionsParserBackend.describe_map_run = _describe_map_run  # type: ignore[method-assign]
     StateTaskServiceSfn._normalise_parameters = _api_names  # type: ignore[method-assign]
     StateTaskServiceSfn._normalise_response = _asl_names  # type: ignore[method-assign]

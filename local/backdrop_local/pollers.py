@@ -146,7 +146,8 @@ class EventLog:
             summary = detail.get("error", {}).get("code") or ", ".join(
                 detail.get("results", {}).get("keys", [])
             )
-            self._echo(f"event: {event.get('detail-type')} {detail.get('job_id')} {summary}")
+            subject = detail.get("job_id") or detail.get("batch_id")
+            self._echo(f"event: {event.get('detail-type')} {subject} {summary}")
             if self._path is not None:
                 with self._lock, self._path.open("a") as out:
                     out.write(json.dumps(event) + "\n")

@@ -75,7 +75,7 @@ class Local:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for event in self.events():
-                if event["detail"]["source"].get("key") == key:
+                if event["detail"].get("source", {}).get("key") == key:
                     return event
             time.sleep(0.25)
         raise AssertionError(f"no event for {key} after {timeout}s")
@@ -116,7 +116,10 @@ def running_local(workdir: Path, *arguments: str) -> Iterator[Local]:
                 )
             time.sleep(0.2)
         ready = json.loads(ready_file.read_text())
-        api = httpx.Client(base_url=ready["api_url"], headers={"x-api-key": ready["api_key"]})
+        # A local stack running many executions answers slowly (one process does all AWS).
+        api = httpx.Client(
+            base_url=ready["api_url"], headers={"x-api-key": ready["api_key"]}, timeout=30
+        )
         yield Local(ready=ready, api=api, events_file=events_file)
     finally:
         process.terminate()

@@ -59,7 +59,7 @@ def test_a_photo_sent_inline_as_multipart(stack: Local) -> None:
     job = stack.wait_for_job(created.json()["id"])
     assert job["status"] == "succeeded"
     assert job["metadata"] == {"sku": "BOTTLE-7"}
-    event = next(e for e in stack.events() if e["detail"]["job_id"] == job["id"])
+    event = next(e for e in stack.events() if e["detail"].get("job_id") == job["id"])
     assert event["detail"]["metadata"] == {"sku": "BOTTLE-7"}
 
 

@@ -88,10 +88,10 @@ def test_an_error_status_fails_the_job(stack: Local) -> None:
     assert job["status"] == "failed"
     assert job["error"]["code"] == "provider_failed"
     deadline = time.monotonic() + 10
-    while not any(e["detail"]["job_id"] == job_id for e in stack.events()):
+    while not any(e["detail"].get("job_id") == job_id for e in stack.events()):
         assert time.monotonic() < deadline, "no Generation Failed event"
         time.sleep(0.2)
-    (event,) = [e for e in stack.events() if e["detail"]["job_id"] == job_id]
+    (event,) = [e for e in stack.events() if e["detail"].get("job_id") == job_id]
     assert event["detail-type"] == "Generation Failed"
     assert event["detail"]["error"]["code"] == "provider_failed"
 

@@ -251,6 +251,16 @@ def test_cancel_starts_no_more_items_and_lets_started_jobs_finish(
     assert status == 409
     assert answer["error"]["code"] == "already_finished"
 
+    # A retry resumes it: the two kept back, nothing else (the same key answers it again).
+    key = {"Idempotency-Key": "resume-1"}
+    status, resumed, _ = stack.call("POST", f"/v1/batches/{batch['id']}/retry", headers=key)
+    assert status == 202, resumed
+    again = stack.call("POST", f"/v1/batches/{batch['id']}/retry", headers=key)[1]
+    assert again["id"] == resumed["id"]
+    resumed = _wait(stack, resumed["id"])
+    assert resumed["status"] == "succeeded"
+    assert resumed["counts"] == _counts(total=2, succeeded=2)
+
 
 def test_retry_starts_a_new_batch_over_only_the_failed_items(
     stack: Stack, picsart: respx.MockRouter

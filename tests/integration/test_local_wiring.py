@@ -137,7 +137,7 @@ def _finished(execution_arn: str) -> dict[str, Any] | None:
 
 def test_every_state_machine_is_created_and_the_workflow_stays_the_default(wired: Stack) -> None:
     machines = wired.cloud.state_machines
-    assert set(machines) == {"GenerationStateMachine", "SecondStateMachine"}
+    assert set(machines) == {"GenerationStateMachine", "BatchStateMachine", "SecondStateMachine"}
     # The one the functions start, as before.
     assert wired.cloud.state_machine_arn == machines["GenerationStateMachine"]
     assert wired.cloud.functions["RecorderFunction"] == "backdrop-recorderfunction"

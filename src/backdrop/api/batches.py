@@ -85,7 +85,9 @@ class BatchRequest(OptionLayer):
 
 
 class BatchCounts(BaseModel):
-    total: int | None = Field(description="Items; null until a prefix's listing is known.")
+    total: int | None = Field(
+        description="Items. A prefix's grows while the Map lists it; null before that."
+    )
     queued: int | None = Field(description="Not started yet (or never, if canceled).")
     running: int
     succeeded: int
@@ -319,7 +321,11 @@ def cancel_batch(batch_id: str) -> BatchView:
 
 @router.post(
     "/v1/batches/<batch_id>/retry",
-    summary="Start a new batch over the failed items of a finished one",
+    summary="Start a new batch over the items of a finished one that did not succeed",
+    description=(
+        "The items whose jobs failed or were canceled, and those a cancel kept from "
+        "starting, each with its own manifest options again."
+    ),
     responses={
         202: {
             "description": "The new batch, running.",
@@ -329,8 +335,23 @@ def cancel_batch(batch_id: str) -> BatchView:
         **error_responses(403, 404, 422, 429, 500, 503),
     },
 )
-def retry_batch(batch_id: str) -> Response[BatchView]:
+def retry_batch(batch_id: str, idempotency_key: IdempotencyKey = None) -> Response[BatchView]:
     batch = _read(batch_id)
+    if idempotency_key is not None:
+        retried = idempotency.once(
+            key=idempotency_key,
+            scope="batch-retries",
+            owner=batch.owner,
+            request={"batch_id": batch.id},
+            model=Batch,
+            start=lambda: _retry(batch),
+            context=router.lambda_context,
+        )
+        return _accepted(batches.get(retried.id))
+    return _accepted(_retry(batch))
+
+
+def _retry(batch: Batch) -> Batch:
     if not batch.finished:
         raise ApiError(
             HTTPStatus.CONFLICT,
@@ -342,9 +363,8 @@ def retry_batch(batch_id: str) -> Response[BatchView]:
             HTTPStatus.CONFLICT, "nothing_to_retry", "the batch never started; start it again"
         )
     try:
-        retried = batch_start.retry(batch, new_job_id(), settings=settings, batches=batches)
+        return batch_start.retry(batch, new_job_id(), settings=settings, batches=batches)
     except Refused as exc:
         raise _refused(exc) from None
     except batch_start.StartFailed:
         raise _start_failed() from None
-    return _accepted(retried)

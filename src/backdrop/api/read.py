@@ -44,7 +44,7 @@ def get_generation(job_id: str) -> GenerationView:
     summary="Generations, newest first, a page at a time",
     responses={
         200: {"description": "A page of generations."},
-        **error_responses(403, 422, 429, 500),
+        **error_responses(403, 404, 422, 429, 500),
     },
 )
 def list_generations(

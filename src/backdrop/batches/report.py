@@ -121,7 +121,7 @@ def _counts(batch: Batch, rows: list[dict[str, Any]]) -> dict[str, int]:
 def _status(batch: Batch, counts: dict[str, int], error: JobError | None) -> BatchStatus:
     if error is not None:
         return BatchStatus.FAILED
-    if batch.cancel_requested:
+    if batch.cancel_requested and counts["not_started"]:  # a cancel that kept items back
         return BatchStatus.CANCELED
     if counts["failed"] or counts["running"]:
         return BatchStatus.COMPLETED_WITH_FAILURES

@@ -66,18 +66,19 @@ def start(
 
 
 def retry(failed: Batch, batch_id: str, *, settings: Settings, batches: BatchStore) -> Batch:
-    """A new batch over the items of `failed` whose jobs failed or were canceled (per its
-    report): Refused if there are none."""
+    """A new batch over the items of `failed` that did not succeed (per its report): those
+    whose jobs failed or were canceled, and those a cancel kept from starting. Refused if
+    there are none."""
     report = storage.read_object(settings.results_bucket, failed.report_key or "")
     chosen = [
         row
         for row in manifest.read_items_csv(report)
-        if row["status"] == "failed" or row["job_status"] in RETRIED
+        if row["status"] in ("failed", "not_started") or row["job_status"] in RETRIED
     ]
     if not chosen:
         raise Refused(
             "nothing_to_retry",
-            f"batch {failed.id} has no failed items to retry",
+            f"batch {failed.id} has no failed or unstarted items to retry",
             (Problem("id", "no item failed"),),
         )
     if failed.items_key is not None:
