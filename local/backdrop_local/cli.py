@@ -1,5 +1,6 @@
 """The `backdrop` command: `local` (the stack on one machine), `demo`, `emulator`, and a
-client of any stack's API: `generate` (backgrounds for photos) and `jobs` (a table of jobs)."""
+client of any stack's API: `generate` (backgrounds for photos), `jobs` (a table of jobs)
+and `batch` (start one over a folder or a manifest, watch it, cancel, retry, list)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     _client_arguments(cancel)
     cancel.set_defaults(run=_client_command(_cancel))
 
+    _batch_parser(commands)
+
     openapi = commands.add_parser("openapi", help="print the API's OpenAPI document")
     openapi.set_defaults(run=_print_openapi)
 
@@ -204,6 +209,132 @@ def main(argv: list[str] | None = None) -> int:
     return int(args.run(args))
 
 
+def _batch_parser(commands: Any) -> None:
+    batch = commands.add_parser(
+        "batch",
+        help="start, watch, cancel, retry and list batches",
+        description="A batch makes one job per image: every object under a prefix of the "
+        "input bucket (catalog/...), or every row of a manifest. Exit codes: 0 the batch "
+        "succeeded, 1 an item failed or the batch failed, was canceled or is still running, "
+        "2 bad usage or a request the API refused, 3 the API cannot be reached.",
+    )
+    batches = batch.add_subparsers(dest="batch_command", required=True, metavar="COMMAND")
+
+    start = batches.add_parser(
+        "start",
+        help="start a batch over a prefix or a manifest",
+        description="Start a batch and print its id; with --watch, follow it to its end "
+        "as `backdrop batch watch` does.",
+    )
+    source = start.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--prefix",
+        help="every object under this prefix of the input bucket, e.g. catalog/shoes/",
+    )
+    source.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="FILE",
+        help="a .csv (with a header) or .jsonl file, a row per image (key or image_url, "
+        "and its own prompt, count, format, provider, seed, sku if need be); uploaded first",
+    )
+    start.add_argument("--prompt", help="what the new backgrounds show")
+    start.add_argument("--negative-prompt", help="what they must not show")
+    start.add_argument("--count", type=_positive, help="images per item (1..10)")
+    start.add_argument(
+        "--format", type=str.upper, choices=["JPG", "PNG", "WEBP"], help="of the results"
+    )
+    start.add_argument("--provider", help="picsart or photoroom (default: the stack's)")
+    start.add_argument("--seed", type=_whole, help="for repeatable results (Photoroom)")
+    start.add_argument(
+        "--metadata",
+        action="append",
+        default=[],
+        type=_pair,
+        metavar="NAME=VALUE",
+        help="a label on the batch, its jobs and its Batch Completed event (repeatable)",
+    )
+    start.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="running the command again with the same KEY answers the same batch (for "
+        "24 h) rather than start another; with --manifest the file is uploaded anew, which "
+        "the API takes for another request",
+    )
+    start.add_argument(
+        "--watch", action="store_true", help="then follow it to its end, as `batch watch` does"
+    )
+    _watch_arguments(start)
+    _client_arguments(start)
+    start.set_defaults(run=_client_command(_batch_start))
+
+    watch = batches.add_parser(
+        "watch",
+        help="follow a batch to its end, then print its summary",
+        description="Poll the batch and show its progress (a bar, the counts, the time "
+        "left) on one line of stderr, rewritten on a terminal, else printed now and then; "
+        "at its end print its status, counts and report URL. Exit codes: 0 the batch "
+        "succeeded, 1 an item failed or the batch failed, was canceled or is still running. "
+        "Ctrl-C stops watching, not the batch.",
+    )
+    watch.add_argument("batch_id", metavar="ID", help="the batch's id")
+    _watch_arguments(watch)
+    _client_arguments(watch)
+    watch.set_defaults(run=_client_command(_batch_watch))
+
+    cancel = batches.add_parser(
+        "cancel",
+        help="cancel a running batch",
+        description="No new item of the batch starts; jobs already started finish.",
+    )
+    cancel.add_argument("batch_id", metavar="ID", help="the batch's id")
+    _client_arguments(cancel)
+    cancel.set_defaults(run=_client_command(_batch_cancel))
+
+    retry = batches.add_parser(
+        "retry",
+        help="start a new batch over the failed items of a finished one",
+        description="Print the new batch's id; with --watch, follow it to its end.",
+    )
+    retry.add_argument("batch_id", metavar="ID", help="the finished batch's id")
+    retry.add_argument(
+        "--watch", action="store_true", help="then follow it to its end, as `batch watch` does"
+    )
+    _watch_arguments(retry)
+    _client_arguments(retry)
+    retry.set_defaults(run=_client_command(_batch_retry))
+
+    listing = batches.add_parser("list", help="list your batches, newest first")
+    listing.add_argument(
+        "--limit", type=_positive, default=20, help="batches to show (%(default)s)"
+    )
+    _client_arguments(listing)
+    listing.set_defaults(run=_client_command(_batch_list))
+
+
+def _watch_arguments(parser: argparse.ArgumentParser) -> None:
+    watching = parser.add_argument_group("watching")
+    watching.add_argument(
+        "--interval",
+        type=_seconds,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds between polls (%(default)s)",
+    )
+    watching.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="stop watching after this many seconds (default: when the batch ends)",
+    )
+    watching.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="also download the report (CSV, a row per item) to FILE; its URL expires",
+    )
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -212,6 +343,34 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
     return value
+
+
+def _whole(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
+    return value
+
+
+def _pair(text: str) -> tuple[str, str]:
+    # An argparse type, so a malformed pair is a usage error rather than a traceback.
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def _client_arguments(parser: argparse.ArgumentParser) -> None:
@@ -236,13 +395,19 @@ def _client_command(command: Any) -> Any:
             with api.Client(connection) as client:
                 return int(command(client, args))
         except api.BackdropError as error:
-            print(f"backdrop {args.command}: {error}", file=sys.stderr)
+            print(f"{_name(args)}: {error}", file=sys.stderr)
             return error.exit_code
         except KeyboardInterrupt:
-            print(f"backdrop {args.command}: interrupted", file=sys.stderr)
+            print(f"{_name(args)}: interrupted", file=sys.stderr)
             return 130
 
     return run
+
+
+def _name(args: argparse.Namespace) -> str:
+    """The command as typed, for messages: `backdrop jobs`, `backdrop batch watch`."""
+    words = ["backdrop", args.command, getattr(args, "batch_command", None)]
+    return " ".join(word for word in words if word)
 
 
 def _generate(client: api.Client, args: argparse.Namespace) -> int:
@@ -306,29 +471,231 @@ def _progress(jobs: dict[str, dict[str, Any]], seconds: float) -> str:
 
 def _jobs(client: api.Client, args: argparse.Namespace) -> int:
     header = ("id", "status", "trigger", "provider", "created", "images", "error")
-    rows = [
-        (
-            str(job["id"]),
-            str(job["status"]),
-            str(job.get("trigger", "-")),
-            str(job.get("provider") or "-"),
-            str(job.get("created_at", "-"))[:19].replace("T", " "),
-            str(len(job.get("results") or [])),
-            str((job.get("error") or {}).get("code", "-")),
-        )
-        for job in client.jobs(status=args.status, limit=args.limit)
-    ]
+    _print_table(
+        header,
+        [
+            (
+                str(job["id"]),
+                str(job["status"]),
+                str(job.get("trigger", "-")),
+                str(job.get("provider") or "-"),
+                str(job.get("created_at", "-"))[:19].replace("T", " "),
+                str(len(job.get("results") or [])),
+                str((job.get("error") or {}).get("code", "-")),
+            )
+            for job in client.jobs(status=args.status, limit=args.limit)
+        ],
+    )
+    return 0
+
+
+def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         print("  ".join(cells).rstrip())
-    return 0
 
 
 def _cancel(client: api.Client, args: argparse.Namespace) -> int:
     job = client.cancel_generation(args.job_id)
     print(f"{job['id']} {job['status']}: {(job.get('error') or {}).get('message', '')}")
     return 0
+
+
+# Batches. `watch_batch`, `batch_summary` and `batch_problems` are the demo's too.
+
+# Off a terminal, a progress line at most this often: a log of an hour's batch stays short.
+LOG_PROGRESS_SECONDS = 30.0
+_BAR_WIDTH = 20
+
+
+def _batch_start(client: api.Client, args: argparse.Namespace) -> int:
+    # A manifest is checked before anything is uploaded or started.
+    source: str | api.Manifest = (
+        args.prefix if args.prefix is not None else api.Manifest.read(args.manifest)
+    )
+    options: dict[str, Any] = {
+        name: value
+        for name in ("prompt", "negative_prompt", "count", "format", "provider", "seed")
+        if (value := getattr(args, name)) is not None
+    }
+    if args.metadata:
+        options["metadata"] = dict(args.metadata)
+    batch = client.start_batch(source, options, idempotency_key=args.idempotency_key)
+    # Printed at once: a script reads the id while the watch goes on.
+    print(batch["id"], flush=True)
+    return _follow(client, batch["id"], args) if args.watch else 0
+
+
+def _batch_watch(client: api.Client, args: argparse.Namespace) -> int:
+    return _follow(client, args.batch_id, args)
+
+
+def _batch_cancel(client: api.Client, args: argparse.Namespace) -> int:
+    batch = client.cancel_batch(args.batch_id)
+    if batch["status"] == "running":
+        print(f"{batch['id']} canceling: no new item starts; jobs already started finish")
+    else:
+        print(f"{batch['id']} {batch['status']}")
+    return 0
+
+
+def _batch_retry(client: api.Client, args: argparse.Namespace) -> int:
+    batch = client.retry_batch(args.batch_id)
+    print(batch["id"], flush=True)
+    return _follow(client, batch["id"], args) if args.watch else 0
+
+
+def _batch_list(client: api.Client, args: argparse.Namespace) -> int:
+    header = ("id", "status", "source", "items", "succeeded", "failed", "skipped", "started")
+    rows = []
+    for batch in client.batches(limit=args.limit):
+        counts, source = batch.get("counts") or {}, batch.get("source") or {}
+        rows.append(
+            (
+                str(batch["id"]),
+                str(batch["status"]),
+                str(
+                    source.get("prefix")
+                    or source.get("manifest_key")
+                    or f"retry of {source.get('retry_of')}"
+                ),
+                _count(counts.get("total")),
+                _count(counts.get("succeeded")),
+                _count(counts.get("failed")),
+                _count(counts.get("skipped")),
+                str(batch.get("started_at", "-"))[:19].replace("T", " "),
+            )
+        )
+    _print_table(header, rows)
+    return 0
+
+
+def _follow(client: api.Client, batch_id: str, args: argparse.Namespace) -> int:
+    """`batch watch`: the progress until the end, the summary on stdout, what went wrong
+    on stderr; 0 only if every item succeeded (or had already)."""
+    try:
+        batch = watch_batch(client, batch_id, interval=args.interval, timeout=args.timeout)
+    except KeyboardInterrupt:
+        print(
+            f"{_name(args)}: stopped watching; batch {batch_id} goes on "
+            f"(`backdrop batch watch {batch_id}` to follow it again)",
+            file=sys.stderr,
+        )
+        return 130
+    for line in batch_summary(batch):
+        print(line)
+    if batch.get("report_url"):
+        where = batch["report_url"]
+        if args.report is not None:
+            where = str(client.download(batch["report_url"], args.report))
+        print(f"  report: {where}")
+    problems = batch_problems(batch)
+    for problem in problems:
+        print(f"{_name(args)}: {problem}", file=sys.stderr)
+    return api.FAILED if problems else 0
+
+
+def watch_batch(
+    client: api.Client, batch_id: str, *, interval: float = 2.0, timeout: float | None = None
+) -> dict[str, Any]:
+    """Poll a batch until it ends (or `timeout` passes), its progress on one line of
+    stderr meanwhile: the batch as last seen."""
+    line = StatusLine(every=LOG_PROGRESS_SECONDS)
+    try:
+        return client.watch_batch(
+            batch_id,
+            timeout=timeout,
+            interval=interval,
+            on_poll=lambda batch: line.show(batch_progress(batch)),
+        )
+    finally:
+        line.close()
+
+
+def batch_progress(batch: Mapping[str, Any]) -> str:
+    """A bar of the items settled, how long the rest should take, and the counts."""
+    counts = batch.get("counts") or {}
+    total = counts.get("total")
+    settled = sum(counts.get(name) or 0 for name in ("succeeded", "failed", "skipped"))
+    # A prefix's total is unknown until the workflow has listed it.
+    filled = _BAR_WIDTH * min(settled, total) // total if total else 0
+    line = f"[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {settled}/{_count(total)} items"
+    if batch.get("cancel_requested") and batch.get("status") == "running":
+        line += ", canceling"
+    elif batch.get("eta_seconds") is not None:
+        line += f", about {_duration(batch['eta_seconds'])} left"
+    return line + (
+        f": {counts.get('succeeded') or 0} succeeded, {counts.get('failed') or 0} failed, "
+        f"{counts.get('skipped') or 0} skipped, {counts.get('running') or 0} running"
+    )
+
+
+def batch_summary(batch: Mapping[str, Any]) -> list[str]:
+    """Its status, how long it took, and what became of its items."""
+    counts = batch.get("counts") or {}
+    took = _between(batch.get("started_at"), batch.get("finished_at"))
+    parts = [f"{counts.get(name) or 0} {name}" for name in ("succeeded", "failed", "skipped")]
+    ended = batch.get("status") in api.BATCH_ENDED
+    if counts.get("running"):
+        parts.append(f"{counts['running']} {'unfinished' if ended else 'running'}")
+    if counts.get("queued"):
+        parts.append(f"{counts['queued']} {'never started' if ended else 'queued'}")
+    return [
+        f"batch {batch['id']}: {batch['status']}" + (f" in {took}" if took else ""),
+        f"  {_count(counts.get('total'))} item{'' if counts.get('total') == 1 else 's'}: "
+        + ", ".join(parts),
+    ]
+
+
+def batch_problems(batch: Mapping[str, Any]) -> list[str]:
+    """What keeps a batch from a clean success, a line each (none if it had one)."""
+    batch_id, status = batch["id"], batch["status"]
+    counts = batch.get("counts") or {}
+    problems = []
+    if status == "failed":
+        error = batch.get("error") or {}
+        problems.append(
+            f"batch {batch_id} failed: {error.get('code', 'unknown')}: {error.get('message', '')}"
+        )
+    elif status == "canceled":
+        problems.append(f"batch {batch_id} was canceled")
+    elif status not in api.BATCH_ENDED:
+        problems.append(
+            f"batch {batch_id} is still {status} (`backdrop batch watch {batch_id}` to "
+            "follow it again)"
+        )
+    if counts.get("failed"):
+        problems.append(
+            f"{counts['failed']} of {_count(counts.get('total'))} items failed: the report "
+            f"names each; `backdrop batch retry {batch_id}` tries them again"
+        )
+    elif status == "completed_with_failures":
+        # The API's word for items that never settled as well as for failed ones.
+        problems.append(f"batch {batch_id} completed with failures: see the report")
+    return problems
+
+
+def _count(value: Any) -> str:
+    return "?" if value is None else str(value)
+
+
+def _duration(seconds: float) -> str:
+    whole = max(round(seconds), 0)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
+def _between(start: Any, end: Any) -> str | None:
+    """The time from one of the API's timestamps to another, if both are there."""
+    try:
+        seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    except (TypeError, ValueError):
+        return None
+    return _duration(seconds)
 
 
 def _print_openapi(args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
 """A client of backdrop's HTTPS API, for any stack: deployed, or `backdrop local`.
 
-The `backdrop generate` and `backdrop jobs` commands and the demo talk to the API through
-this module alone. It speaks only the API (and the presigned S3 forms and URLs the API hands
-out), never AWS directly, so it works with nothing but a URL and an API key.
+The `backdrop generate`, `backdrop jobs` and `backdrop batch` commands and the demo talk to
+the API through this module alone. It speaks only the API (and the presigned S3 forms and
+URLs the API hands out), never AWS directly, so it works with nothing but a URL and an API
+key.
 
 Every failure a caller can act on is a `BackdropError`: one line of text, and the exit
 code the command ends with (`USAGE`, `FAILED`, `UNREACHABLE`).
@@ -34,6 +35,10 @@ UNREACHABLE = 3  # no answer from the API, or it could not serve us (5xx, still 
 MAX_INLINE_BYTES = 4 * 1024 * 1024
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+# A batch's statuses once it has ended (it is "running" until then).
+BATCH_ENDED = frozenset({"succeeded", "completed_with_failures", "canceled", "failed"})
+# What a batch's manifest may be, by its suffix, and the type POST /v1/uploads is told.
+MANIFEST_TYPES = {".csv": "text/csv", ".jsonl": "application/x-ndjson"}
 # Where `backdrop local` writes its URL and key, and where the client looks for them.
 DEFAULT_READY_FILE = Path(".backdrop") / "ready.json"
 API_URL_VARIABLE, API_KEY_VARIABLE = "BACKDROP_API_URL", "BACKDROP_API_KEY"
@@ -130,13 +135,7 @@ class Photo:
     @classmethod
     def read(cls, path: Path) -> Photo:
         """A local photo, checked by its bytes: a JPEG, PNG or WEBP image."""
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise BackdropError(f"{path}: no such file") from None
-        except OSError as error:
-            raise BackdropError(f"{path}: cannot read it: {_describe(error)}") from None
-        return cls.from_bytes(path.name, data)
+        return cls.from_bytes(path.name, _read_file(path))
 
     @classmethod
     def from_bytes(cls, name: str, data: bytes) -> Photo:
@@ -152,6 +151,26 @@ class Photo:
         if kind not in CONTENT_TYPES:
             raise BackdropError(f"{name}: a {kind} image; JPEG, PNG or WEBP expected")
         return cls(name, data, CONTENT_TYPES[kind])
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A batch's list of images: a CSV file with a header, or JSON Lines. Only its name
+    and size are checked here; the API reads every row before the batch starts."""
+
+    name: str
+    data: bytes
+    content_type: str
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        content_type = MANIFEST_TYPES.get(path.suffix.lower())
+        if content_type is None:
+            raise BackdropError(f"{path}: a manifest is a .csv or .jsonl file")
+        data = _read_file(path)
+        if not data.strip():
+            raise BackdropError(f"{path}: the file is empty")
+        return cls(path.name, data, content_type)
 
 
 class Client:
@@ -222,30 +241,58 @@ class Client:
             params["cursor"] = cursor
         return _json(self._call("GET", "/v1/generations", params=params, retry=True))
 
+    def create_batch(
+        self, body: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """POST /v1/batches: the batch, running. With an Idempotency-Key the request is
+        safe to repeat, so a throttled or lost answer is retried."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        answer = self._call(
+            "POST", "/v1/batches", json=dict(body), headers=headers, retry=bool(headers)
+        )
+        return _json(answer)
+
+    def get_batch(self, batch_id: str) -> dict[str, Any]:
+        return _json(self._call("GET", f"/v1/batches/{batch_id}", retry=True))
+
+    def list_batches(self, *, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+        """One page: {"items": [...], "next_cursor": ... | None}."""
+        params: dict[str, str | int] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        return _json(self._call("GET", "/v1/batches", params=params, retry=True))
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        # Safe to retry: asking a canceling batch again changes nothing.
+        return _json(self._call("POST", f"/v1/batches/{batch_id}/cancel", retry=True))
+
+    def retry_batch(self, batch_id: str) -> dict[str, Any]:
+        # Never repeated: each call starts a new batch, and the route takes no Idempotency-Key.
+        return _json(self._call("POST", f"/v1/batches/{batch_id}/retry"))
+
     # What the commands do with them.
 
     def jobs(self, *, status: str | None = None, limit: int = 20) -> Iterator[dict[str, Any]]:
         """Up to `limit` jobs, newest first, following the cursor from page to page."""
-        cursor, left = None, limit
-        while left > 0:
-            page = self.list_generations(status=status, limit=min(left, 100), cursor=cursor)
-            items = page.get("items") or []
-            yield from items[:left]
-            left -= len(items)
-            cursor = page.get("next_cursor")
-            if not cursor or not items:
-                return
+        return _follow(
+            lambda cursor, size: self.list_generations(status=status, limit=size, cursor=cursor),
+            limit,
+        )
 
-    def upload(self, photo: Photo) -> str:
+    def batches(self, *, limit: int = 20) -> Iterator[dict[str, Any]]:
+        """Up to `limit` batches, newest first, following the cursor from page to page."""
+        return _follow(lambda cursor, size: self.list_batches(limit=size, cursor=cursor), limit)
+
+    def upload(self, file: Photo | Manifest) -> str:
         """POST /v1/uploads, then the file to S3 with the form (fields first, file last);
-        the key to pass as image_key."""
-        ticket = self.create_upload(photo.content_type, len(photo.data))
+        the key to pass as image_key (a photo) or manifest_key (a manifest)."""
+        ticket = self.create_upload(file.content_type, len(file.data))
         form = ticket["upload"]
         try:
             answer = self._plain.post(
                 form["url"],
                 data=form["fields"],
-                files={"file": (photo.name, photo.data, photo.content_type)},
+                files={"file": (file.name, file.data, file.content_type)},
             )
         except httpx.TransportError as error:
             raise BackdropError(
@@ -290,6 +337,43 @@ class Client:
                 return seen
             if time.monotonic() >= deadline:
                 return seen
+            self._pause(interval)
+
+    def start_batch(
+        self,
+        source: str | Manifest,
+        options: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """A batch over every object under a prefix of the input bucket, or over the rows
+        of a manifest (uploaded first). `options` are the other fields of POST /v1/batches."""
+        body = dict(options)
+        if isinstance(source, str):
+            body["prefix"] = source
+        else:
+            body["manifest_key"] = self.upload(source)
+        return self.create_batch(body, idempotency_key=idempotency_key or uuid.uuid4().hex)
+
+    def watch_batch(
+        self,
+        batch_id: str,
+        *,
+        timeout: float | None = None,
+        interval: float = 2.0,
+        on_poll: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll a batch until it has ended or `timeout` passed (None: however long it
+        runs): the batch as last seen."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            batch = self.get_batch(batch_id)
+            if on_poll is not None:
+                on_poll(batch)
+            if batch.get("status") in BATCH_ENDED:
+                return batch
+            if deadline is not None and time.monotonic() >= deadline:
+                return batch
             self._pause(interval)
 
     def download(self, url: str, target: Path) -> Path:
@@ -349,6 +433,31 @@ class Client:
                 continue
             raise ApiError.from_answer(answer)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _follow(
+    page: Callable[[str | None, int], dict[str, Any]], limit: int
+) -> Iterator[dict[str, Any]]:
+    """Up to `limit` items of a listing, asking `page(cursor, size)` for one page at a
+    time (at most 100, the API's largest)."""
+    cursor, left = None, limit
+    while left > 0:
+        answer = page(cursor, min(left, 100))
+        items = answer.get("items") or []
+        yield from items[:left]
+        left -= len(items)
+        cursor = answer.get("next_cursor")
+        if not cursor or not items:
+            return
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise BackdropError(f"{path}: no such file") from None
+    except OSError as error:
+        raise BackdropError(f"{path}: cannot read it: {_describe(error)}") from None
 
 
 def _json(answer: httpx.Response) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """`backdrop demo`: every bundled sample through the HTTPS API and through the inbox,
-on a local stack, with the results and an index.html in one folder.
+on a local stack, with the results and an index.html in one folder; then a small batch
+over a catalogue folder, followed as `backdrop batch watch` follows one, its report beside.
 
 It uses only what a client of the deployed stack has: the API (through the same client as
 `backdrop generate`), the input and results buckets, and the published events.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 import time
 from datetime import datetime
 from importlib.resources import files
@@ -19,6 +21,7 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from backdrop_local.cli import batch_problems, batch_summary, watch_batch
 from backdrop_local.client import TERMINAL, ApiError, BackdropError, Client, Connection, Photo
 from backdrop_local.demo_page import DemoJob, render_page
 from backdrop_local.stack import LocalStack, StackOptions, aws_client
@@ -32,6 +35,11 @@ PROMPTS = {
     "bottle": "on a mossy rock beside a mountain stream, dappled sunlight",
 }
 FALLBACK_PROMPT = "on a light oak tabletop in soft daylight"
+# The batch: each sample this many times under a catalogue folder (the inbox would start a
+# job for each upload by itself), one image per item to keep the demo short.
+BATCH_PREFIX = "catalog/demo/"
+BATCH_COPIES = 2
+BATCH_PROMPT = "on a white seamless studio backdrop with a soft shadow"
 
 
 @dataclasses.dataclass
@@ -70,16 +78,17 @@ def run_demo(options: StackOptions, output: Path) -> int:
             _wait(client, tracked, options.events_file, offset)
             waited = time.monotonic() - began
             jobs = [_collect(client, ready, item, output) for item in tracked]
+            page = output / "index.html"
+            page.write_text(
+                render_page(jobs, emulated=ready["provider"] == "emulator", waited_seconds=waited),
+                encoding="utf-8",
+            )
+            _print_summary(jobs)
+            print(f"\n{page.resolve()}")
+            batch_succeeded = _batch(client, ready, output)
     finally:
         stack.stop()
-    page = output / "index.html"
-    page.write_text(
-        render_page(jobs, emulated=ready["provider"] == "emulator", waited_seconds=waited),
-        encoding="utf-8",
-    )
-    _print_summary(jobs)
-    print(f"\n{page.resolve()}")
-    return 0 if all(job.succeeded for job in jobs) else 1
+    return 0 if all(job.succeeded for job in jobs) and batch_succeeded else 1
 
 
 def _samples() -> list[tuple[str, bytes]]:
@@ -233,6 +242,44 @@ def _collect(client: Client, ready: dict[str, Any], item: _Tracked, output: Path
             continue
         view.result_paths.append(f"{folder.name}/{target.name}")
     return view
+
+
+def _batch(client: Client, ready: dict[str, Any], output: Path) -> bool:
+    """The samples under catalog/demo/ as one batch, followed to its end by the code of
+    `backdrop batch watch`; its report downloaded (its URL dies with the stack). True if
+    every item succeeded."""
+    s3 = aws_client(ready, "s3")
+    keys = []
+    for copy in range(1, BATCH_COPIES + 1):
+        for name, data in _samples():
+            keys.append(f"{BATCH_PREFIX}{name}-{copy}.png")
+            s3.put_object(
+                Bucket=ready["input_bucket"], Key=keys[-1], Body=data, ContentType="image/png"
+            )
+    print(
+        f"\nA batch over the {len(keys)} images under {BATCH_PREFIX} "
+        f"(`backdrop batch start --prefix {BATCH_PREFIX} --count 1 --watch`):"
+    )
+    report = output / "batch-report.csv"
+    report.unlink(missing_ok=True)  # not an older run's
+    try:
+        started = client.start_batch(
+            BATCH_PREFIX, {"prompt": BATCH_PROMPT, "count": 1, "metadata": {"by": "backdrop demo"}}
+        )
+        batch = watch_batch(client, started["id"], interval=POLL_SECONDS, timeout=TIMEOUT_SECONDS)
+        if batch.get("report_url"):
+            client.download(batch["report_url"], report)
+    except BackdropError as error:
+        print(f"backdrop demo: the batch: {error}", file=sys.stderr)
+        return False
+    for line in batch_summary(batch):
+        print(line)
+    if report.exists():
+        print(f"  report: {report.resolve()}")
+    problems = batch_problems(batch)
+    for problem in problems:
+        print(f"backdrop demo: {problem}", file=sys.stderr)
+    return not problems
 
 
 def _print_summary(jobs: list[DemoJob]) -> None:
