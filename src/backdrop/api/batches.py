@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from backdrop import aws
 from backdrop.api import cursor as cursors
 from backdrop.api import idempotency
-from backdrop.api.errors import ApiError, field_error
+from backdrop.api.errors import ApiError
 from backdrop.api.idempotency import IdempotencyKey
 from backdrop.api.schemas import ErrorBody, error_responses
 from backdrop.api.views import caller
@@ -276,12 +276,7 @@ def list_batches(
     ] = None,
 ) -> BatchPage:
     reader = caller(router.current_event)
-    after = None
-    if cursor is not None:
-        try:
-            after = cursors.decode(cursor)
-        except cursors.InvalidCursor as exc:
-            raise field_error("cursor", str(exc)) from None
+    after = cursors.position_of(cursor)
     page = batches.list_page(reader=reader, limit=limit, after=after)
     return BatchPage(
         items=[batch_view(batch) for batch in page.batches],

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 
+from backdrop.api.errors import field_error
 from backdrop.jobs import POSITION_PATTERN
 
 _VERSION = "1"
@@ -45,3 +46,14 @@ def decode(cursor: str) -> str:
 
 def _checksum(position: str) -> str:
     return hashlib.sha256(f"backdrop-cursor-{_VERSION}:{position}".encode()).hexdigest()[:12]
+
+
+def position_of(cursor: str | None) -> str | None:
+    """The position a listing's `cursor` query names (None without one); a 422 naming
+    `cursor` for anything `encode` did not make."""
+    if cursor is None:
+        return None
+    try:
+        return decode(cursor)
+    except InvalidCursor as exc:
+        raise field_error("cursor", str(exc)) from None

@@ -11,7 +11,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from backdrop.api import cursor as cursors
-from backdrop.api.errors import field_error
 from backdrop.api.schemas import error_responses
 from backdrop.api.views import GenerationPage, GenerationView, caller, generation_view
 from backdrop.batches.store import BatchNotFound, BatchStore
@@ -62,12 +61,7 @@ def list_generations(
         if not re.fullmatch(JOB_ID_PATTERN, batch_id):
             raise BatchNotFound(batch_id)
         batches.get_for(batch_id, reader)  # another key's batch is 404, as an unknown one
-    after = None
-    if cursor is not None:
-        try:
-            after = cursors.decode(cursor)
-        except cursors.InvalidCursor as exc:
-            raise field_error("cursor", str(exc)) from None
+    after = cursors.position_of(cursor)
     page = jobs.list_page(reader=reader, status=status, limit=limit, after=after, batch_id=batch_id)
     return GenerationPage(
         items=[generation_view(job, settings) for job in page.jobs],

@@ -173,8 +173,13 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, Any]]:
 
 def items_csv(rows: Iterable[Mapping[str, str]]) -> bytes:
     """items.csv: a header, then one row per item, in the order the Map reads them."""
+    return csv_bytes(rows, ITEM_COLUMNS)
+
+
+def csv_bytes(rows: Iterable[Mapping[str, Any]], columns: tuple[str, ...]) -> bytes:
+    """A CSV file: a header of `columns`, then the rows (items.csv, a batch's report)."""
     buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=ITEM_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue().encode()

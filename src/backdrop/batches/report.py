@@ -4,13 +4,12 @@ bus. Safe to repeat: a finished batch is announced again, as it is."""
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from backdrop import events, storage
+from backdrop.batches.manifest import csv_bytes
 from backdrop.batches.store import Batch, BatchItem, BatchStatus, BatchStore
 from backdrop.config import Settings
 from backdrop.domain import JOB_ID_PATTERN, Job, JobError, JobStatus
@@ -61,7 +60,7 @@ def finish_batch(
         found = jobs.get_many([item.job_id for item in items if item.job_id])
         rows = [_row(item, found.get(item.job_id or "")) for item in items]
         key = report_key(batch_id)
-        storage.put_bytes(settings.results_bucket, key, _csv(rows), "text/csv")
+        storage.put_bytes(settings.results_bucket, key, csv_bytes(rows, REPORT_COLUMNS), "text/csv")
         counts = _counts(batch, rows)
         batch = batches.finish(
             batch_id,
@@ -98,14 +97,6 @@ def _row(item: BatchItem, job: Job | None) -> dict[str, Any]:
         if job is not None
         else "",
     }
-
-
-def _csv(rows: list[dict[str, Any]]) -> bytes:
-    buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=REPORT_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue().encode()
 
 
 def _counts(batch: Batch, rows: list[dict[str, Any]]) -> dict[str, int]:
