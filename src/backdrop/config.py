@@ -67,7 +67,7 @@ class Settings(BaseModel):
     # batch's items may run at once (the Map's MaxConcurrency).
     batches_table: str | None = None
     batch_state_machine_arn: str | None = None
-    batch_max_concurrency: int = Field(default=40, ge=1, le=10000)
+    batch_max_concurrency: int = Field(default=100, ge=1, le=10000)
     # The API only: Idempotency-Key records, CORS, and POST /v1/uploads forms.
     idempotency_table: str | None = None
     cors_allow_origins: str = "*"
