@@ -12,7 +12,7 @@ from backdrop.domain import Refused
 
 
 def _read(text: str, kind: str = "csv", data: bytes | None = None) -> list[tuple[int, ManifestRow]]:
-    return manifest.read_manifest(data or text.encode(), kind, check=lambda row, line: None)
+    return manifest.read_manifest(data or text.encode(), kind, check=lambda row: None)
 
 
 def test_csv_rows_keep_their_lines_and_read_blank_cells_as_unset() -> None:

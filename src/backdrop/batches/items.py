@@ -126,7 +126,7 @@ def _record(
         )
         return _write(batches, base.model_copy(update={"outcome": "failed", "error": error}))
     if job is None:
-        job = _new_job(batch, row, line, photo, job_id, item.index, settings=settings, jobs=jobs)
+        job = _new_job(batch, row, photo, job_id, item.index, settings=settings, jobs=jobs)
     if job.status in FINISHED:  # refused before any provider call
         outcome = "succeeded" if job.status is JobStatus.SUCCEEDED else "failed"
         return _write(
@@ -141,7 +141,6 @@ def _record(
 def _new_job(
     batch: Batch,
     row: ManifestRow,
-    line: int | None,
     photo: Photo,
     job_id: str,
     index: int,
@@ -154,7 +153,7 @@ def _new_job(
         trigger="batch",
         photo=photo,
         layers=(
-            row_layer(row, line or index),
+            row_layer(row),
             Layer(batch.options.model_dump(exclude_none=True), _batch_origin),
         ),
         metadata=metadata,

@@ -88,12 +88,13 @@ class ManifestRow(BaseModel):
         return {name: "" if values[name] is None else str(values[name]) for name in ITEM_COLUMNS}
 
 
-def row_layer(row: ManifestRow, line: int) -> Layer:
-    return Layer(row.options(), lambda name: f"line {line}: {name}")
+def row_layer(row: ManifestRow) -> Layer:
+    # Its problems are named by line where they are reported (read_manifest).
+    return Layer(row.options(), lambda name: name)
 
 
 def read_manifest(
-    data: bytes, kind: str, *, check: Callable[[ManifestRow, int], None]
+    data: bytes, kind: str, *, check: Callable[[ManifestRow], None]
 ) -> list[tuple[int, ManifestRow]]:
     """Every row of a manifest with its line, each checked (its own fields, then `check`,
     which raises Refused); Refused naming the first rows at fault otherwise, or what makes
@@ -112,10 +113,13 @@ def read_manifest(
             raise _refused(f"the manifest has more than {MAX_ROWS} rows; split it")
         try:
             row = ManifestRow.model_validate(values)
-            check(row, line)
+            check(row)
         except ValidationError as exc:
             problems += [
-                Problem(f"line {line}: {'.'.join(map(str, e['loc'])) or 'row'}", e["msg"])
+                Problem(
+                    f"line {line}: {'.'.join(map(str, e['loc'])) or 'row'}",
+                    e["msg"].removeprefix("Value error, "),
+                )
                 for e in exc.errors(include_url=False)
             ]
         except Refused as exc:

@@ -173,8 +173,8 @@ def _manifest_rows(key: str, defaults: Layer, settings: Settings) -> list[dict[s
             (Problem("manifest_key", "too large"),),
         )
 
-    def check(row: ManifestRow, line: int) -> None:
-        check_options((row_layer(row, line), defaults), settings)
+    def check(row: ManifestRow) -> None:
+        check_options((row_layer(row), defaults), settings)
 
     data = storage.read_object(settings.input_bucket, key)
     rows = manifest.read_manifest(data, kind, check=check)
