@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -335,34 +335,24 @@ def _watch_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
+def _number(parse: Callable[[str], float], least: float, what: str) -> Callable[[str], Any]:
+    """An argparse type: `parse`d, at least `least` and finite, else a usage error."""
+
+    def read(text: str) -> Any:
+        try:
+            value = parse(text)
+        except ValueError:
+            value = least - 1
+        if not least <= value < float("inf"):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return read
 
 
-def _whole(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
-    return value
+_positive = _number(int, 1, "a positive whole number")
+_whole = _number(int, 0, "a whole number")
+_seconds = _number(float, 0, "a number of seconds")
 
 
 def _pair(text: str) -> tuple[str, str]:
