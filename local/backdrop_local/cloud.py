@@ -122,8 +122,18 @@ def _name(logical_id: str) -> str:
     return f"{STACK}-{logical_id.lower()}"
 
 
+# One client per service while a stack is provisioned, from one session for the process
+# (which keeps the service models it has loaded): provisioning makes dozens of calls, and
+# a client made from scratch costs tens of milliseconds. `provision` starts with new
+# clients, as the AWS it talks to may be another (a new mock, new credentials).
+_session = boto3.session.Session()
+_clients: dict[str, Any] = {}
+
+
 def _client(service: str) -> Any:
-    return boto3.client(service, region_name=REGION)
+    if service not in _clients:
+        _clients[service] = _session.client(service, region_name=REGION)
+    return _clients[service]
 
 
 def provision(
@@ -134,6 +144,7 @@ def provision(
 ) -> LocalCloud:
     """Create every resource; `parameters` override the template's defaults, `secrets`
     gives secret values by logical id (default: a key the emulator accepts)."""
+    _clients.clear()
     template = template or Template()
     _check_supported(template)
     refs = {

@@ -3,6 +3,8 @@ names resolved locally, the same environment, the same state machine definition.
 
 from __future__ import annotations
 
+import copy
+import functools
 import graphlib
 import json
 import re
@@ -37,6 +39,13 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any
 _CfnLoader.add_multi_constructor("!", _tag)
 
 
+@functools.cache
+def _parsed(path: Path, mtime_ns: int) -> dict[str, Any]:
+    """The template, parsed once per version of the file: every test builds a stack from
+    it, and parsing its YAML takes most of a second (callers get a copy to change)."""
+    return yaml.load(path.read_text(), Loader=_CfnLoader)  # type: ignore[no-any-return]  # noqa: S506
+
+
 class LocalStackUnsupported(Exception):
     """The template asks for something the local stack cannot create or run."""
 
@@ -62,7 +71,7 @@ STATE_MACHINE = "AWS::Serverless::StateMachine"
 class Template:
     def __init__(self, path: Path = TEMPLATE_PATH) -> None:
         self.path = path
-        self.body: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506
+        self.body: dict[str, Any] = copy.deepcopy(_parsed(path, path.stat().st_mtime_ns))
         self.resources: dict[str, dict[str, Any]] = self.body["Resources"]
 
     def parameter_defaults(self) -> dict[str, str]:
