@@ -52,9 +52,10 @@ def workflow_input(job: Job) -> dict[str, Any]:
     }
 
 
-def execution_arn(settings: Settings, job_id: str) -> str:
-    machine = settings.state_machine_arn or ""  # set for every function that needs it
-    return f"{machine.replace(':stateMachine:', ':execution:')}:{job_id}"
+def execution_arn(machine_arn: str | None, name: str) -> str:
+    """The ARN of a state machine's execution by its name (a job's or a batch's id)."""
+    machine = machine_arn or ""  # set for every function that needs it
+    return f"{machine.replace(':stateMachine:', ':execution:')}:{name}"
 
 
 def fail(job_id: str, error: JobError, *, settings: Settings, jobs: JobStore) -> Job:
@@ -92,7 +93,7 @@ def cancel(job: Job, *, settings: Settings, jobs: JobStore) -> Job:
     canceled = jobs.mark_canceled(job.id, JobError(code="canceled", message=message))
     try:
         aws.client("stepfunctions").stop_execution(
-            executionArn=execution_arn(settings, job.id), cause=message
+            executionArn=execution_arn(settings.state_machine_arn, job.id), cause=message
         )
     except ClientError as exc:
         # Never started, or not stoppable now: the record is what counts. A workflow left

@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from backdrop import aws
+from backdrop import aws, executions
 from backdrop.api import cursor as cursors
 from backdrop.api import idempotency
 from backdrop.api.errors import ApiError
@@ -118,13 +118,10 @@ class BatchPage(BaseModel):
 
 
 def batch_view(batch: Batch) -> BatchView:
-    counts = counts_view(batch)
-    if counts["total"] is None and not batch.finished:
+    listed = None
+    if batch.total is None and not batch.finished:
         listed = _listed(batch.id)
-        if listed is not None:
-            total = max(listed - batch.ignored, 0)
-            settled = total - (batch.running + batch.succeeded + batch.failed + batch.skipped)
-            counts |= {"total": total, "queued": max(settled, 0)}
+    counts = counts_view(batch, None if listed is None else max(listed - batch.ignored, 0))
     report_url = None
     if batch.report_key:
         report_url = presigned_get(
@@ -157,8 +154,7 @@ def _eta(batch: Batch, total: int | None) -> int | None:
 
 def _listed(batch_id: str) -> int | None:
     """How many objects the Map run has listed so far (a prefix's total, until the end)."""
-    machine = settings.batch_state_machine_arn or ""
-    execution = f"{machine.replace(':stateMachine:', ':execution:')}:{batch_id}"
+    execution = executions.execution_arn(settings.batch_state_machine_arn, batch_id)
     sfn = aws.client("stepfunctions")
     try:
         runs = sfn.list_map_runs(executionArn=execution).get("mapRuns", [])

@@ -235,7 +235,7 @@ def settle_item(
 def _execution_status(settings: Settings, job_id: str) -> str | None:
     try:
         answer = aws.client("stepfunctions").describe_execution(
-            executionArn=executions.execution_arn(settings, job_id)
+            executionArn=executions.execution_arn(settings.state_machine_arn, job_id)
         )
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "ExecutionDoesNotExist":

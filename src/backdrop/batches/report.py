@@ -119,10 +119,10 @@ def _status(batch: Batch, counts: dict[str, int], error: JobError | None) -> Bat
     return BatchStatus.SUCCEEDED
 
 
-def counts_view(batch: Batch) -> dict[str, int | None]:
+def counts_view(batch: Batch, total: int | None = None) -> dict[str, int | None]:
     """The counts callers see: every item is queued (not reached, or never started),
-    running, succeeded, failed or skipped."""
-    total = batch.total
+    running, succeeded, failed or skipped. `total` stands in for a total not known yet."""
+    total = batch.total if batch.total is not None else total
     settled = batch.running + batch.succeeded + batch.failed + batch.skipped
     queued = None if total is None else max(total - settled, 0)
     return {

@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
 from backdrop import aws
 from backdrop.config import Settings
 from backdrop.domain import JobError
-from backdrop.jobs import LIST_KEY, from_item, position, to_attr, to_item
+from backdrop.jobs import LIST_KEY, from_item, is_condition_failure, position, to_attr, to_item
 from backdrop.plan import OptionLayer
 
 BATCH_SORT = "batch"
@@ -139,7 +140,9 @@ class BatchStore:
                 Item={"pk": {"S": batch.id}, "sk": {"S": BATCH_SORT}} | item,
                 ConditionExpression="attribute_not_exists(pk)",
             )
-        except aws.client("dynamodb").exceptions.ConditionalCheckFailedException:
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
             return self.get(batch.id), False
         return batch, True
 
@@ -338,7 +341,9 @@ class BatchStore:
                 ExpressionAttributeNames={"#status": "status"} | (names or {}),
                 ExpressionAttributeValues=values,
             )
-        except aws.client("dynamodb").exceptions.ConditionalCheckFailedException:
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
             return False
         return True
 
