@@ -13,7 +13,8 @@ throttling apart; provider submissions, generations accepted (paid), polls and 4
 emulator's figures, before and after); job seconds p50/p95 (created to last update, the
 jobs table); this process's CPU seconds per wall second and per image (the whole stack,
 moto's engine and the functions included, runs in it: beside the seconds per image the
-rate allows, it says whether the machine can keep up); state transitions per image (a
+rate allows, it says whether the machine can keep up), and apart the provider emulator's
+(its own process, as a provider's work is done on its machines); state transitions per image (a
 sample of the generation executions, the Map's item path from the deployed ASL, the batch
 execution's own over N); the functions' warnings by message. The functions' log lines go
 to stderr, with a progress line every `--every` seconds. Loopback only. Figures, not
@@ -28,6 +29,7 @@ import io
 import itertools
 import json
 import logging
+import os
 import resource
 import statistics
 import sys
@@ -98,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_machine = stack.cloud.state_machines["BatchStateMachine"]
         concurrency = int(stack.cloud.environment["BATCH_MAX_CONCURRENCY"])
         paths = item_paths(ready, batch_machine)
+        emulator = stack.emulator.pid if stack.emulator else None
         # The emulator's figures and rate window start at zero, as in bench/rate_limit.py.
         httpx.post(f"{ready['emulator_url']}/_emulator/reset").raise_for_status()
         prefix = upload(ready, args.images)
@@ -105,7 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         with httpx.Client(base_url=ready["api_url"], headers=headers, timeout=60) as api:
             for run in ("first", "second"):  # the second over the same images: all skipped
                 warnings.clear()
+                emulator_before = process_cpu_seconds(emulator)
                 figures = one_batch(ready, api, prefix, args, batch_machine, paths)
+                emulator_after = process_cpu_seconds(emulator)
+                if emulator_before is not None and emulator_after is not None and args.images:
+                    spent = emulator_after - emulator_before
+                    figures["emulator_cpu_seconds_per_image"] = round(spent / args.images, 3)
                 figures["warnings"] = dict(warnings)
                 printed = {"run": run, "concurrency": concurrency} | figures
                 print(json.dumps(printed, indent=2), flush=True)
@@ -182,6 +190,16 @@ def upload(ready: dict[str, Any], images: int) -> str:
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """Another process's CPU seconds so far (Linux's /proc), or None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except (OSError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def one_batch(

@@ -89,6 +89,3 @@ def reset() -> None:
         del sys.modules[name]
     get_settings.cache_clear()
     aws.reset()
-    from aws_lambda_powertools.utilities import parameters
-
-    parameters.clear_caches()  # type: ignore[no-untyped-call]

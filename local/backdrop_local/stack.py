@@ -1,8 +1,9 @@
 """`backdrop local`: the deployed shape on one machine.
 
-moto in server mode is the AWS (boto3 and the aws CLI talk to it), its Step Functions
-engine runs the real ASL, Lambda invokes run our handlers in-process, the provider
-emulator stands in for Picsart, and an HTTP front plays API Gateway.
+moto in server mode is the AWS (boto3 and the aws CLI talk to it; this process's own calls
+reach its backends directly, in_process.py), its Step Functions engine runs the real ASL,
+Lambda invokes run our handlers in-process, the provider emulator (a process of its own)
+stands in for Picsart, and an HTTP front plays API Gateway.
 """
 
 from __future__ import annotations
@@ -23,10 +24,18 @@ from moto.server import ThreadedMotoServer
 
 from backdrop import aws
 from backdrop.providers import registry
-from backdrop_local import distributed_map, eventbridge, lambdas, s3_events
+from backdrop_local import (
+    distributed_map,
+    eventbridge,
+    in_process,
+    lambdas,
+    moto_shortcuts,
+    s3_events,
+)
 from backdrop_local.api_front import ApiFront, ApiKeys, Gateway
 from backdrop_local.cloud import REGION, EventSource, LocalCloud, provision
-from backdrop_local.emulator import EmulatorSettings, ProviderEmulator
+from backdrop_local.emulator import EmulatorSettings
+from backdrop_local.emulator.process import EmulatorProcess
 from backdrop_local.pollers import (
     EventLog,
     Handle,
@@ -73,7 +82,7 @@ class LocalStack:
         self.api_key = options.api_key or secrets.token_urlsafe(24)
         self._stoppers: list[Any] = []
         self.cloud: LocalCloud | None = None
-        self.emulator: ProviderEmulator | None = None
+        self.emulator: EmulatorProcess | None = None
         self.ready: dict[str, Any] = {}
         self._keys: dict[str, str] = {}  # the API front's: usage_plan_id, api_key_id
 
@@ -96,7 +105,8 @@ class LocalStack:
         self._stoppers.append(moto)
         _, aws_port = moto.get_host_and_port()
         endpoint = f"http://{options.host}:{aws_port}"
-        # Every boto3 client in this process, ours and moto's own engine, uses the server.
+        # Every boto3 client in this process, ours and moto's own engine, uses the server's
+        # backends: over HTTP from outside, directly from inside (in_process).
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": endpoint,
@@ -117,9 +127,12 @@ class LocalStack:
                 "stepfunctions": {"execute_state_machine": True},
             },
         ).raise_for_status()
+        in_process.install(endpoint)
+        self._stoppers.append(_InProcess())
         lambdas.install()
         s3_events.install()
         distributed_map.install()
+        moto_shortcuts.install()
         eventbridge.install()
 
         parameters = {**LOCAL_PARAMETERS, **options.parameters}
@@ -128,7 +141,7 @@ class LocalStack:
         webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         keys: dict[str, str] = {"WebhookSigningSecret": webhook_secret}
         if set(registry.names()) - set(options.real_providers):
-            self.emulator = ProviderEmulator(
+            self.emulator = EmulatorProcess(
                 options.emulator, host=options.host, port=options.emulator_port
             )
             self.emulator.start()
@@ -241,6 +254,11 @@ class LocalStack:
         for part in reversed(self._stoppers):
             part.stop()
         self._stoppers.clear()
+
+
+class _InProcess:
+    def stop(self) -> None:
+        in_process.uninstall()
 
 
 def aws_client(ready: dict[str, Any], service: str) -> Any:

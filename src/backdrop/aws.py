@@ -18,6 +18,8 @@ _CONFIG = Config(
 )
 
 
+SECRET_MAX_AGE_SECONDS = 300
+
 # Presigned URLs signed with SigV4: SigV2 is deprecated and refused by newer regions.
 _SERVICE_CONFIG = {"s3": _CONFIG.merge(Config(signature_version="s3v4"))}
 
@@ -27,6 +29,22 @@ def client(service: str) -> Any:
     return boto3.client(service, config=_SERVICE_CONFIG.get(service, _CONFIG))
 
 
+@cache
+def _secrets() -> Any:
+    # Powertools' default provider would make a boto3 session of its own, reading botocore's
+    # data files again: tens of milliseconds of a cold start. This one uses the container's.
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    return SecretsProvider(boto3_client=client("secretsmanager"))
+
+
+def secret(name: str) -> str:
+    """A secret's value, kept for five minutes: a rotated key is picked up soon."""
+    return str(_secrets().get(name, max_age=SECRET_MAX_AGE_SECONDS))
+
+
 def reset() -> None:
-    """Forget cached clients (tests switch endpoints and credentials between cases)."""
+    """Forget cached clients and secrets (tests switch endpoints and credentials between
+    cases; the local stack's cold starts)."""
     client.cache_clear()
+    _secrets.cache_clear()

@@ -20,7 +20,7 @@ from moto import mock_aws
 
 from backdrop.config import Settings
 from backdrop.jobs import JobStore
-from backdrop_local import distributed_map, eventbridge, lambdas, s3_events
+from backdrop_local import distributed_map, eventbridge, lambdas, moto_shortcuts, s3_events
 from backdrop_local.cloud import REGION, LocalCloud, provision
 from backdrop_local.pollers import batch_failures, sqs_event
 from backdrop_local.template import Template
@@ -224,6 +224,7 @@ def make_stack(
         lambdas.install()
         s3_events.install()
         distributed_map.install()
+        moto_shortcuts.install()
         eventbridge.install()
 
         stacks: list[Stack] = []

@@ -6,8 +6,8 @@ from __future__ import annotations
 from functools import cache
 
 import httpx
-from aws_lambda_powertools.utilities import parameters
 
+from backdrop import aws
 from backdrop.providers import registry
 from backdrop.providers.base import AsyncProvider, Mode, SyncProvider
 from backdrop.providers.errors import ProviderAuthError
@@ -30,8 +30,7 @@ def _client(name: str, mode: Mode, timeout: float) -> AsyncProvider | SyncProvid
         raise ProviderAuthError(
             f"no API key is configured for {name} ({name.upper()}_SECRET_NAME)", provider=name
         )
-    # Powertools caches the secret for five minutes, so a rotated key is picked up soon.
-    api_key = str(parameters.get_secret(settings.secret_name, max_age=300))
+    api_key = aws.secret(settings.secret_name)
     return spec.client(api_key, settings, http_client(timeout))
 
 

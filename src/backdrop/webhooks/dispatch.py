@@ -114,9 +114,7 @@ class Dispatcher:
         self.try_once(delivery)
 
     def try_once(self, delivery: Delivery) -> None:
-        from aws_lambda_powertools.utilities import parameters
-
-        secret = str(parameters.get_secret(self.settings.webhook_secret_name or "", max_age=300))
+        secret = aws.secret(self.settings.webhook_secret_name or "")
         outcome = attempt(
             delivery,
             signing.keys(secret),
