@@ -2,23 +2,24 @@
 governor both allow R requests a minute, then the same batch again, and print what happened
 against the rate-limit bound.
 
-    .venv/bin/python bench/batch.py --images 1000 --rate 300 [--concurrency 40]
+    .venv/bin/python bench/batch.py --images 1000 --rate 300 [--concurrency 80]
         [--processing-seconds 3-12] [--submit-wait 15] [--poll-first 8 --poll-interval 3]
         [--param NAME=VALUE ...]
 
 Printed, per batch: wall time (POST /v1/batches to a finished status); the bound (N / R,
 and provider API calls made / R as bench/rate_limit.py has it) and the ratios; the batch's
-counts and the jobs it made; failed jobs by error code (the report CSV), those failed for
-throttling apart; provider submissions, generations accepted (paid), polls and 429s (the
-emulator's figures, before and after); job seconds p50/p95 (created to last update, the
-jobs table); this process's CPU seconds per wall second and per image (the whole stack,
-moto's engine and the functions included, runs in it: beside the seconds per image the
-rate allows, it says whether the machine can keep up), and apart the provider emulator's
-(its own process, as a provider's work is done on its machines); state transitions per image (a
-sample of the generation executions, the Map's item path from the deployed ASL, the batch
-execution's own over N); the functions' warnings by message. The functions' log lines go
-to stderr, with a progress line every `--every` seconds. Loopback only. Figures, not
-judgements.
+counts and the jobs it made; failed jobs by error code and message (the report CSV), those
+failed for throttling apart; where its time went (its start to its first job, to its last
+job's end, then to its own end); provider submissions, generations accepted (paid), polls
+and 429s (the emulator's figures, before and after); job seconds p50/p95 (created to last
+update, the jobs table); this process's CPU seconds per wall second and per image (the
+whole stack, moto's engine and the functions included, runs in it: beside the seconds per
+image the rate allows, it says whether the machine can keep up), and apart the provider
+emulator's (its own process, as a provider's work is done on its machines); state
+transitions per image (a sample of the generation executions, the Map's item path from the
+deployed ASL, the batch execution's own over N); the functions' warnings by message. The
+functions' log lines go to stderr, with a progress line every `--every` seconds. Loopback
+only. Figures, not judgements.
 """
 
 from __future__ import annotations
@@ -228,7 +229,10 @@ def one_batch(
     bound = args.images / args.rate * 60
     calls_bound = calls / args.rate * 60
     made = batch_jobs(ready, batch["id"])
-    latencies = [seconds for status, seconds in made.values() if status in FINISHED]
+    latencies = [
+        (end - start).total_seconds() for status, start, end in made.values() if status in FINISHED
+    ]
+    phases = batch_phases(batch, made)
     generation = generation_transitions(ready, sorted(made))
     batch_states = execution_transitions(ready, f"{execution_prefix(batch_machine)}:{batch['id']}")
     counts = batch["counts"]
@@ -253,11 +257,19 @@ def one_batch(
         "items_with_a_job": len(set(job_ids)),
         "jobs_made": len(made),
         "failures": dict(sorted(codes.items())),
+        "failure_messages": dict(
+            Counter(
+                f"{row['error_code']}: {row['error_message']}"
+                for row in rows
+                if row["status"] == "failed"
+            ).most_common(5)
+        ),
         "failed_for_throttling": sum(codes[code] for code in THROTTLING),
         "submissions": delta["submissions"],
         "accepted": delta["accepted"],
         "polls": delta["polls"],
         "throttled": delta["throttled"],
+        **phases,
         "job_seconds_p50": percentile(latencies, 0.5),
         "job_seconds_p95": percentile(latencies, 0.95),
         "cpu_seconds_per_second": round(cpu / seconds, 2),
@@ -308,9 +320,8 @@ def report_rows(batch: dict[str, Any]) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-def batch_jobs(ready: dict[str, Any], batch_id: str) -> dict[str, tuple[str, float]]:
-    """The jobs the batch made (the jobs table), by id: status, seconds from created to
-    last updated."""
+def batch_jobs(ready: dict[str, Any], batch_id: str) -> dict[str, tuple[str, datetime, datetime]]:
+    """The jobs the batch made (the jobs table), by id: status, created, last updated."""
     pages = (
         aws_client(ready, "dynamodb").get_paginator("scan").paginate(TableName=ready["jobs_table"])
     )
@@ -321,8 +332,28 @@ def batch_jobs(ready: dict[str, Any], batch_id: str) -> dict[str, tuple[str, flo
                 continue
             created = datetime.fromisoformat(item["created_at"]["S"])
             updated = datetime.fromisoformat(item["updated_at"]["S"])
-            made[item["id"]["S"]] = (item["status"]["S"], (updated - created).total_seconds())
+            made[item["id"]["S"]] = (item["status"]["S"], created, updated)
     return made
+
+
+def batch_phases(
+    batch: dict[str, Any], made: dict[str, tuple[str, datetime, datetime]]
+) -> dict[str, float | None]:
+    """Where the batch's time went: its start to its first job, its jobs, its last job's
+    end to its own (the report)."""
+    if not made or not batch.get("started_at") or not batch.get("finished_at"):
+        return dict.fromkeys(
+            ("first_job_after_seconds", "last_job_ended_seconds", "after_last_job_seconds")
+        )
+    started = datetime.fromisoformat(batch["started_at"])
+    finished = datetime.fromisoformat(batch["finished_at"])
+    first = min(created for _, created, _ in made.values())
+    last = max(updated for _, _, updated in made.values())
+    return {
+        "first_job_after_seconds": round((first - started).total_seconds(), 1),
+        "last_job_ended_seconds": round((last - started).total_seconds(), 1),
+        "after_last_job_seconds": round((finished - last).total_seconds(), 1),
+    }
 
 
 def percentile(values: list[float], share: float) -> float | None:

@@ -11,8 +11,10 @@ Each was a tenth or more of the local stack's CPU in `bench/batch.py` (py-spy, G
 - every execution parses its state machine's definition again (ANTLR, a tenth of the CPU
   by itself): parsed programs are kept, one per definition. The parsed program holds no
   state of an execution (a Distributed Map's items already share one);
-- every request looks its backend up through a lock shared by all of moto (it may have to
-  create the account's backends): once they exist, the lookup is a dictionary's.
+- every request looks its backend up through a lock all of moto shares, in case the
+  account's backends must be created: with a batch's threads, and the GIL handed over only
+  every 50 ms (in_process.py), a thread preempted holding it stalled every other request.
+  Once an account's backends exist, the lookup is a dictionary's.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ _transactions = threading.local()
 _transact_write_items = DynamoDBBackend.transact_write_items
 _parse = cache(jsonpath_ng.parser.parse)
 _parse_extended = cache(jsonpath_ng.ext.parser.parse)
-_backends_of = BackendDict.__getitem__
 _parse_definition = lru_cache(maxsize=64)(AmazonStateLanguageParser.parse)
+_backends_of = BackendDict.__getitem__
 
 
 def install() -> None:
@@ -49,12 +51,12 @@ def install() -> None:
     jsonpath_ng.ext.parse = _parse_extended  # type: ignore[attr-defined]  # EventBridge: at each use
     json_path.parse = _parse_extended  # type: ignore[attr-defined]
     result_path.parse = _parse  # type: ignore[attr-defined]
-    BackendDict.__getitem__ = _account_backends  # type: ignore[method-assign]
     AmazonStateLanguageParser.parse = staticmethod(_parse_definition)  # type: ignore[method-assign]
+    BackendDict.__getitem__ = _account_backends  # type: ignore[method-assign]
 
 
 def _account_backends(self: BackendDict[Any], account_id: str) -> Any:
-    # A BackendDict holds an account only once it is registered for reset (moto's reset
+    # An account is in a BackendDict only once it is registered for reset (moto's reset
     # empties both): nothing is left to create.
     if dict.__contains__(self, account_id):
         return dict.__getitem__(self, account_id)

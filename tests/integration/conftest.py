@@ -121,6 +121,14 @@ class Stack:
             time.sleep(0.1)
         raise AssertionError(f"execution {job_id} still running after {timeout}s")
 
+    def states_entered(self, job_id: str) -> list[str]:
+        """The states the job's execution entered, in order."""
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        arn = self.cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
+        history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        entered = [e.get("stateEnteredEventDetails") for e in history]
+        return [details["name"] for details in entered if details]
+
     def stop_executions(self) -> None:
         """Let executions end on their own (stopping one that is just starting trips moto),
         then stop any that would run on (a job left processing on purpose)."""

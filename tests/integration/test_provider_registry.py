@@ -112,15 +112,6 @@ def _secrets(*names: str) -> None:
         client.create_secret(Name=f"{name}-key", SecretString=f"secret-of-{name}")
 
 
-def _states(stack: Stack, job_id: str) -> list[str]:
-    sfn = boto3.client("stepfunctions", region_name=REGION)
-    arn = stack.cloud.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
-    history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-    return [
-        e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e
-    ]
-
-
 def test_an_async_provider_from_the_registry_is_submitted_polled_and_stored(
     stack: Stack, fakes: dict[str, FakeProvider]
 ) -> None:
@@ -135,14 +126,14 @@ def test_an_async_provider_from_the_registry_is_submitted_polled_and_stored(
     assert fake.api_key == "secret-of-fakeasync"  # from Secrets Manager, by its settings
     assert [r.image_url for r in fake.requests] == [BODY["image_url"]]
     assert fake.polls == 2
-    assert _states(stack, job_id)[:5] == [
+    assert stack.states_entered(job_id)[:5] == [
         "Synchronous?",
         "Submit",
         "Next step?",
         "WaitForResult",
         "Poll",
     ]
-    assert "Generate" not in _states(stack, job_id)
+    assert "Generate" not in stack.states_entered(job_id)
     job = stack.job(job_id)
     assert (job["status"], job["provider"], job["provider_job_id"]) == (
         "succeeded",
@@ -163,7 +154,7 @@ def test_a_sync_provider_from_the_registry_generates_each_image(
     assert stack.wait_for_execution(job_id)["status"] == "SUCCEEDED"
     fake = fakes["fakesync"]
     assert sorted(r.seed for r in fake.requests if r.seed is not None) == [7, 8, 9]
-    states = _states(stack, job_id)
+    states = stack.states_entered(job_id)
     assert states[:2] == ["Synchronous?", "Generate"]
     assert "Submit" not in states
     assert stack.job(job_id)["status"] == "succeeded"

@@ -123,3 +123,31 @@ def test_a_gateway_that_ignores_prefer_is_polled_as_before(
     assert stack.wait_for_execution(job_id)["status"] == "SUCCEEDED"
     assert submit.call_count == 1
     assert poll.call_count == 1
+
+
+def test_a_turn_under_a_second_away_is_slept_in_the_task_not_in_a_wait_state(
+    make_stack: Callable[..., Stack], picsart: respx.MockRouter
+) -> None:
+    # 120 a minute, submits held: new work's turns come about half a second apart.
+    stack = make_stack(PicsartRequestsPerMinute="120")
+    sent: list[float] = []
+
+    def submit(request: httpx.Request) -> httpx.Response:
+        sent.append(time.monotonic())
+        return submitted()
+
+    picsart.post(SUBMIT).mock(side_effect=submit)
+    picsart.get(POLL).mock(return_value=done(1))
+
+    ids = [
+        json.loads(stack.create_generation({**BODY, "count": 1})["body"])["id"] for _ in range(2)
+    ]
+
+    for job_id in ids:
+        assert stack.wait_for_execution(job_id)["status"] == "SUCCEEDED"
+    # The second job waited for its turn (the limit holds) without a WaitForTurn state
+    # (which takes whole seconds, and two transitions).
+    assert len(sent) == 2
+    assert sent[1] - sent[0] >= 0.4
+    for job_id in ids:
+        assert "WaitForTurn" not in stack.states_entered(job_id)

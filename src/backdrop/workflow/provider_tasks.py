@@ -2,8 +2,9 @@
 Generate (synchronous ones), and Store, which downloads what a provider made.
 
 Every call to a provider takes its turn from the rate governor first. A task that must
-wait returns how long (the workflow's Wait state sleeps it); a 429 pauses the provider's
-whole bucket and is a wait too, never an error: only the job's deadlines end the waiting.
+wait returns how long (the workflow's Wait state sleeps it; under a second, the task does);
+a 429 pauses the provider's whole bucket and is a wait too, never an error: only the job's
+deadlines end the waiting.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ SOURCE_URL_SECONDS = 3600
 PROVIDER_RETRIES = 3
 RETRY_INTERVAL_SECONDS = 2.0
 RETRY_MAX_DELAY_SECONDS = 30.0
+
+# A wait for a turn or a token shorter than this is slept in the task, not by the Wait
+# state: a Wait takes whole seconds, so a turn 0.2 s away came 0.8 s late and turns
+# bunched on whole seconds (some then found no token, and the bucket overflowed between
+# bunches: a batch at the limit went below it, bench/batch.py); and a Wait costs two state
+# transitions and another invocation, more than a second of the task.
+SLEEP_BELOW_SECONDS = 1.0
 
 # Provider clients, httpx and Secrets Manager are imported by the task that calls out, when
 # it does (a cold start of the other tasks does not pay for them).
@@ -138,6 +146,11 @@ def _waited(provider: str, seconds: int) -> int:
     return seconds
 
 
+def _sleep(provider: str, seconds: float) -> None:
+    telemetry.emit("RateLimitWaitSeconds", seconds, "Seconds", provider=provider)
+    time.sleep(seconds)
+
+
 def _observe(client: object, provider: str, spec: ProviderSpec, deps: Deps) -> None:
     # Clients that read the provider's remaining-requests header expose it (optional).
     available = getattr(client, "last_available", None)
@@ -181,10 +194,15 @@ def _turn(step: Step, job: Job, spec: ProviderSpec, deps: Deps, *, count: int) -
                 "too late)",
                 provider=job.provider,
             ) from None
-        if turn.wait > 0:
+        if turn.reserved and 0 < turn.wait < SLEEP_BELOW_SECONDS:
+            _sleep(job.provider, turn.wait)
+        elif turn.wait > 0:
             wait = _waited(job.provider, _seconds(turn.wait))
             return _queued(step, wait, turn=turn.reserved)
     grant = deps.governor.take_new(job.provider, limit, count)
+    if grant.granted == 0 and 0 < grant.wait < SLEEP_BELOW_SECONDS:
+        _sleep(job.provider, grant.wait)
+        grant = deps.governor.take_new(job.provider, limit, count)
     if grant.granted == 0:
         # Its turn came but no token: polls of accepted jobs went first. It keeps its turn.
         return _queued(step, _waited(job.provider, _seconds(grant.wait)), turn=True)
