@@ -26,9 +26,9 @@ _endpoint: str | None = None
 # Python hands the GIL to another thread every 5 ms by default: with a batch's dozens of
 # threads, an in-process call (which never waits on a socket) was cut into slices and
 # interleaved with others, so the rate governor's read and conditional write collided far
-# more than AWS's own round trips make them, and the switches themselves cost CPU
-# (bench/batch.py, 300 images at 60 in flight: 139 contended updates to none, 0.36 to 0.29
-# CPU seconds an image). A call now mostly ends within its slice.
+# more than AWS's own round trips make them (bench/batch.py, 300 images at 60 in flight:
+# 139 contended updates, each a wait of a second or more, to none), and the switches
+# themselves cost CPU. A call now mostly ends within its slice.
 _SWITCH_INTERVAL = 0.05
 _switch_interval = sys.getswitchinterval()
 

@@ -18,10 +18,9 @@ _CONFIG = Config(
 )
 
 
-SECRET_MAX_AGE_SECONDS = 300
-
 # Presigned URLs signed with SigV4: SigV2 is deprecated and refused by newer regions.
 _SERVICE_CONFIG = {"s3": _CONFIG.merge(Config(signature_version="s3v4"))}
+SECRET_MAX_AGE_SECONDS = 300  # a rotated secret is picked up within five minutes
 
 
 @cache
@@ -31,15 +30,15 @@ def client(service: str) -> Any:
 
 @cache
 def _secrets() -> Any:
-    # Powertools' default provider would make a boto3 session of its own, reading botocore's
-    # data files again: tens of milliseconds of a cold start. This one uses the container's.
+    # Powertools' default provider would make a boto3 session of its own at each cold start,
+    # reading botocore's data files again; this one uses the container's client.
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
     return SecretsProvider(boto3_client=client("secretsmanager"))
 
 
 def secret(name: str) -> str:
-    """A secret's value, kept for five minutes: a rotated key is picked up soon."""
+    """A secret's value (kept for SECRET_MAX_AGE_SECONDS)."""
     return str(_secrets().get(name, max_age=SECRET_MAX_AGE_SECONDS))
 
 
