@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 
-from backdrop_local.emulator.server import PREFIXES, ProviderEmulator
+from backdrop_local.emulator.server import ProviderEmulator, provider_url
 from backdrop_local.emulator.settings import EmulatorSettings
 
 _READY = "listening "
@@ -62,8 +62,7 @@ class EmulatorProcess:
         return None if self._child is None else self._child.pid
 
     def base_url_of(self, provider: str) -> str | None:
-        prefix = PREFIXES.get(provider)
-        return None if prefix is None else f"{self.base_url}{prefix}"
+        return provider_url(self.base_url, provider)
 
     def stop(self) -> None:
         child, self._child = self._child, None

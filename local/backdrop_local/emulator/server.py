@@ -29,6 +29,15 @@ PICSART_PREFIX = "/picsart/v1"
 PHOTOROOM_PREFIX = "/photoroom"
 # Each emulated provider's base URL under the emulator's, by registry name.
 PREFIXES = {"picsart": PICSART_PREFIX, "photoroom": PHOTOROOM_PREFIX}
+
+
+def provider_url(base_url: str, provider: str) -> str | None:
+    """The emulated provider's base URL under the emulator's, or None for a provider it does
+    not emulate."""
+    prefix = PREFIXES.get(provider)
+    return None if prefix is None else f"{base_url}{prefix}"
+
+
 _KNOWN_STATUSES = frozenset(status.value for status in HTTPStatus)
 
 _RULES = Map(
@@ -236,9 +245,7 @@ class ProviderEmulator:
         return f"http://{host}:{self.port}"
 
     def base_url_of(self, provider: str) -> str | None:
-        """The emulated provider's base URL, or None for a provider it does not emulate."""
-        prefix = PREFIXES.get(provider)
-        return None if prefix is None else f"{self.base_url}{prefix}"
+        return provider_url(self.base_url, provider)
 
     @property
     def picsart_base_url(self) -> str:

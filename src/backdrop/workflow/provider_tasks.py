@@ -14,6 +14,7 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import TypeVar
 
 from backdrop import storage, telemetry
 from backdrop.domain import (
@@ -47,6 +48,7 @@ RETRY_MAX_DELAY_SECONDS = 30.0
 # bunches: a batch at the limit went below it, bench/batch.py); and a Wait costs two state
 # transitions and another invocation, more than a second of the task.
 SLEEP_BELOW_SECONDS = 1.0
+Seconds = TypeVar("Seconds", int, float)
 
 # Provider clients, httpx and Secrets Manager are imported by the task that calls out, when
 # it does (a cold start of the other tasks does not pay for them).
@@ -141,14 +143,13 @@ def _throttled(
     return deps.governor.pause(provider, _limit(spec), exc.retry_after)
 
 
-def _waited(provider: str, seconds: int) -> int:
+def _waited(provider: str, seconds: Seconds) -> Seconds:
     telemetry.emit("RateLimitWaitSeconds", seconds, "Seconds", provider=provider)
     return seconds
 
 
 def _sleep(provider: str, seconds: float) -> None:
-    telemetry.emit("RateLimitWaitSeconds", seconds, "Seconds", provider=provider)
-    time.sleep(seconds)
+    time.sleep(_waited(provider, seconds))
 
 
 def _observe(client: object, provider: str, spec: ProviderSpec, deps: Deps) -> None:
