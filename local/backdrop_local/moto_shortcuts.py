@@ -1,5 +1,9 @@
 """Where moto spends a batch's CPU on work AWS does not do, the same result made cheaply.
-Each was a tenth or more of the local stack's CPU in `bench/batch.py` (py-spy, GIL held):
+Each was a tenth or more of the local stack's CPU in `bench/batch.py` (py-spy, GIL held).
+And one thing AWS does that moto does not: a DynamoDB request is atomic. moto updates an
+item in place, so a read on another thread could meet it half changed ("dictionary changed
+size during iteration": a 500 from GET /v1/generations/{id} while the workflow wrote the
+job); here one DynamoDB request runs at a time.
 
 - a DynamoDB transaction copies every table it touches first, to roll back on failure: a
   batch makes two per item, so each copied a table growing with the batch. It keeps copies
@@ -32,6 +36,7 @@ from moto.core.base_backend import BackendDict
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
 from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import boto_client, json_path
@@ -42,6 +47,8 @@ _parse = cache(jsonpath_ng.parser.parse)
 _parse_extended = cache(jsonpath_ng.ext.parser.parse)
 _parse_definition = lru_cache(maxsize=64)(AmazonStateLanguageParser.parse)
 _backends_of = BackendDict.__getitem__
+_dynamodb_action = DynamoHandler.call_action
+_dynamodb_lock = threading.RLock()
 
 
 def install() -> None:
@@ -53,6 +60,12 @@ def install() -> None:
     result_path.parse = _parse  # type: ignore[attr-defined]
     AmazonStateLanguageParser.parse = staticmethod(_parse_definition)  # type: ignore[method-assign]
     BackendDict.__getitem__ = _account_backends  # type: ignore[method-assign]
+    DynamoHandler.call_action = _one_dynamodb_request_at_a_time  # type: ignore[method-assign]
+
+
+def _one_dynamodb_request_at_a_time(self: DynamoHandler) -> Any:
+    with _dynamodb_lock:
+        return _dynamodb_action(self)
 
 
 def _account_backends(self: BackendDict[Any], account_id: str) -> Any:

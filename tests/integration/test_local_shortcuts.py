@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -196,3 +198,38 @@ def test_the_engine_keeps_one_client_per_service_and_endpoint(
     # Another stack (another endpoint): another client
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:2")
     assert boto_client.boto_client_for(REGION, "lambda") is not first
+
+
+def test_a_read_never_meets_an_item_half_updated(dynamodb: Any) -> None:
+    # Given writers that add and remove attributes of one item (moto updates it in place)
+    dynamodb.put_item(TableName="items", Item={"pk": {"S": "b"}, "sk": {"S": "job"}})
+    until = time.monotonic() + 1.5
+    errors: list[Exception] = []
+
+    def write() -> None:
+        n = 0
+        while time.monotonic() < until:
+            n += 1
+            dynamodb.update_item(
+                TableName="items",
+                Key={"pk": {"S": "b"}, "sk": {"S": "job"}},
+                UpdateExpression=f"SET a{n % 40} = :v REMOVE a{(n + 20) % 40}",
+                ExpressionAttributeValues={":v": {"S": "x"}},
+            )
+
+    def read() -> None:
+        while time.monotonic() < until:
+            try:
+                _item(dynamodb, "job")
+            except Exception as error:  # what a half-updated item raised in moto
+                errors.append(error)
+
+    # When readers read it all the while
+    threads = [threading.Thread(target=f) for f in (write, write, read, read)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then every read saw a whole item, as on AWS
+    assert errors == []
