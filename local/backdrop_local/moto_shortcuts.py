@@ -1,9 +1,5 @@
 """Where moto spends a batch's CPU on work AWS does not do, the same result made cheaply.
-Each was a tenth or more of the local stack's CPU in `bench/batch.py` (py-spy, GIL held).
-And one thing AWS does that moto does not: a DynamoDB request is atomic. moto updates an
-item in place, so a read on another thread could meet it half changed ("dictionary changed
-size during iteration": a 500 from GET /v1/generations/{id} while the workflow wrote the
-job); here one DynamoDB request runs at a time.
+Each was a tenth or more of the local stack's CPU in `bench/batch.py` (py-spy, GIL held):
 
 - a DynamoDB transaction copies every table it touches first, to roll back on failure: a
   batch makes two per item, so each copied a table growing with the batch. It keeps copies
@@ -19,6 +15,14 @@ job); here one DynamoDB request runs at a time.
   account's backends must be created: with a batch's threads, and the GIL handed over only
   every 50 ms (in_process.py), a thread preempted holding it stalled every other request.
   Once an account's backends exist, the lookup is a dictionary's.
+
+`atomic_dynamodb()` adds what AWS does and moto does not: a DynamoDB request is atomic. moto
+updates an item in place, so a read on another thread could meet it half changed
+("dictionary changed size during iteration": a 500 from GET /v1/generations/{id} while the
+workflow wrote the job). With it one DynamoDB request runs at a time. The integration tests
+take it; the local stack does not: with its GIL handed over every 50 ms (in_process.py), a
+lock handed from thread to thread waits up to that long each time, and a batch of 1,000
+went at half the pace (bench/batch.py).
 """
 
 from __future__ import annotations
@@ -60,6 +64,9 @@ def install() -> None:
     result_path.parse = _parse  # type: ignore[attr-defined]
     AmazonStateLanguageParser.parse = staticmethod(_parse_definition)  # type: ignore[method-assign]
     BackendDict.__getitem__ = _account_backends  # type: ignore[method-assign]
+
+
+def atomic_dynamodb() -> None:
     DynamoHandler.call_action = _one_dynamodb_request_at_a_time  # type: ignore[method-assign]
 
 

@@ -233,6 +233,7 @@ def make_stack(
         s3_events.install()
         distributed_map.install()
         moto_shortcuts.install()
+        moto_shortcuts.atomic_dynamodb()
         eventbridge.install()
 
         stacks: list[Stack] = []

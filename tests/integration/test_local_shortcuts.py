@@ -106,6 +106,7 @@ def test_errors_come_back_as_aws_sends_them(server: str) -> None:
 def dynamodb() -> Iterator[Any]:
     with mock_aws():
         moto_shortcuts.install()
+        moto_shortcuts.atomic_dynamodb()
         client = boto3.client("dynamodb", region_name=REGION)
         client.create_table(
             TableName="items",
