@@ -19,7 +19,19 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: dev test lint format demo local emulator openapi pr build deploy delete package lock clean
+# asl-validator (the state machines' definitions as AWS reads them: moto runs definitions
+# AWS refuses) from npm (Node.js 18 or later), its whole tree pinned by its package-lock.json.
+ASL_VALIDATOR_DIR := tools/asl-validator
+ASL_VALIDATOR_STAMP := $(ASL_VALIDATOR_DIR)/node_modules/.installed-$(shell cat $(ASL_VALIDATOR_DIR)/package-lock.json | cksum | cut -d' ' -f1)
+
+# The functions' runtime, Python 3.13 (`make build`; CI's second test run): the first that
+# runs of python3.13 on PATH and pyenv's (whose shim fails when 3.13 is not selected).
+RUNTIME_PYTHON ?= $(shell for p in python3.13 $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13; do \
+	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null && { command -v "$$p"; break; }; done)
+# What `make test` runs (all of tests/ by default); CI's Python 3.13 run passes less.
+PYTEST_ARGS ?=
+
+.PHONY: dev test test-runtime lint format demo local emulator openapi pr build deploy delete package lock clean
 
 $(LOCAL_STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "backdrop needs Python >= 3.11 (set PYTHON=...)")'
@@ -36,22 +48,33 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
 	touch $@
 
+$(ASL_VALIDATOR_STAMP):
+	npm ci --prefix $(ASL_VALIDATOR_DIR) --no-audit --no-fund --loglevel=error
+	touch $@
+
 $(STAMP): $(LOCAL_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 dev: $(STAMP)  ## set up the virtual environment (everything: the local stack, tests, linters)
 
-test: $(STAMP)  ## the whole suite: unit, integration (moto) and end to end (local stack)
-	$(BIN)/pytest
+test: $(STAMP) $(ASL_VALIDATOR_STAMP)  ## the whole suite: unit, integration (moto) and end to end (local stack)
+	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) $(CHECKOV_STAMP)  ## ruff, mypy, cfn-lint and checkov
+# The unit and integration tests again on the functions' runtime, in a venv of its own (the
+# end-to-end tests, a local stack on loopback, run once, on PYTHON).
+test-runtime:
+	@test -n "$(RUNTIME_PYTHON)" || { echo "python3.13 not found: install it (pyenv install 3.13) or set RUNTIME_PYTHON"; exit 1; }
+	$(MAKE) test PYTHON=$(RUNTIME_PYTHON) VENV=.venv-3.13 PYTEST_ARGS="tests/unit tests/integration"
+
+lint: $(STAMP) $(CHECKOV_STAMP) $(ASL_VALIDATOR_STAMP)  ## ruff, mypy, cfn-lint, checkov, the ASL
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 	# Every skipped check carries its reason in the resource's Metadata (tests/unit/test_checkov_skips.py).
 	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet --skip-download
+	$(BIN)/python -m backdrop_local.asl_lint
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
@@ -90,7 +113,7 @@ $(SAM):
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
 
 build: $(SAM)  ## sam build: the functions and their dependencies layer into .aws-sam/
-	PATH="$(dir $(shell command -v python3.13 || pyenv which python3.13 2>/dev/null)):$$PATH" $(SAM) build
+	PATH="$(dir $(RUNTIME_PYTHON)):$$PATH" $(SAM) build
 
 deploy: build  ## build, then deploy samconfig.toml's ENV (default: stack backdrop; ENV=dev: backdrop-dev)
 	$(SAM) deploy --config-env $(ENV) $(SAM_REGION)
@@ -103,5 +126,5 @@ package: build  ## packaged.yaml: the built template with code in S3, deployable
 		$(if $(BUCKET),--s3-bucket $(BUCKET),--resolve-s3)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-output \
+	rm -rf $(VENV) .venv-3.13 $(SAM_VENV) $(CHECKOV_VENV) $(ASL_VALIDATOR_DIR)/node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-output \
 		backdrop-results packaged.yaml

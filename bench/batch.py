@@ -149,7 +149,7 @@ def route_logs() -> Counter[str]:
 def item_paths(ready: dict[str, Any], batch_machine: str) -> dict[str, int]:
     """States one item enters in the batch's Map (its child execution's transitions, which
     moto keeps no history of), from the deployed ASL: an item run as a job, an item skipped
-    (the `Run?` choice's two ways), no retries counted."""
+    (the `RunListedItem?` choice's two ways), no retries counted."""
     definition = json.loads(
         aws_client(ready, "stepfunctions").describe_state_machine(stateMachineArn=batch_machine)[
             "definition"

@@ -19,6 +19,8 @@ from typing import Any
 
 import boto3
 
+from backdrop_local import sam
+from backdrop_local.iam import enforce
 from backdrop_local.template import (
     FunctionSpec,
     LocalStackUnsupported,
@@ -85,6 +87,7 @@ class LocalCloud:
     schedules: list[Schedule] = field(default_factory=list)
     api_events: dict[str, dict[str, Any]] = field(default_factory=dict)  # function -> events
     rest_api: dict[str, Any] = field(default_factory=dict)  # the Api's properties, if any
+    roles: dict[str, str] = field(default_factory=dict)  # function/state machine -> role ARN
 
 
 @dataclass
@@ -95,7 +98,6 @@ class _Build:
     template: Template
     refs: dict[str, str]
     secrets: dict[str, str]
-    role: str
     attrs: dict[tuple[str, str], str] = field(default_factory=dict)
     functions: dict[str, str] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
@@ -108,6 +110,16 @@ class _Build:
     schedules: list[Schedule] = field(default_factory=list)
     api_events: dict[str, dict[str, Any]] = field(default_factory=dict)
     rest_api_id: str | None = None
+    # function or state machine -> (its role's logical id, the role's ARN)
+    roles: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _expanded: dict[str, Any] | None = None
+
+    @property
+    def expanded(self) -> dict[str, Any]:
+        """The template as SAM hands it to CloudFormation (the roles SAM makes)."""
+        if self._expanded is None:
+            self._expanded = sam.expanded(self.template)
+        return self._expanded
 
     def resolve(self, value: Any) -> Any:
         return Resolver(self.refs, self.attrs)(value)
@@ -151,15 +163,18 @@ def provision(
         **template.parameter_defaults(),
         **(parameters or {}),
         "AWS::AccountId": ACCOUNT,
+        "AWS::Partition": "aws",
         "AWS::Region": REGION,
         "AWS::StackName": STACK,
         "AWS::URLSuffix": "amazonaws.com",
     }
-    build = _Build(template=template, refs=refs, secrets=secrets or {}, role=_role())
+    build = _Build(template=template, refs=refs, secrets=secrets or {})
+    enforce.forget()
     for logical_id in template.creation_order():
         creator = CREATORS.get(template.type_of(logical_id))
         if creator is not None:
             creator(build, logical_id, template.properties(logical_id))
+    _attach_policies(build)  # once every resource they name exists
     return _local_cloud(build)
 
 
@@ -270,7 +285,7 @@ def _function(build: _Build, logical_id: str, props: dict[str, Any]) -> None:
     arn = _client("lambda").create_function(
         FunctionName=name,
         Runtime="python3.13",
-        Role=build.role,
+        Role=_role(build, logical_id),
         Handler=spec.handler,
         Code={"ZipFile": _dummy_zip()},
         Timeout=spec.timeout,
@@ -300,13 +315,16 @@ def _dummy_zip() -> bytes:
 def _state_machine(build: _Build, logical_id: str, props: dict[str, Any]) -> None:
     spec = build.template.state_machine(logical_id)
     values = {key: str(value) for key, value in build.resolve(spec.substitutions).items()}
+    # Named as the template names it: its own policy may name it (a Distributed Map's).
+    name = build.resolve(props["Name"]) if "Name" in props else _name(logical_id)
     arn = _client("stepfunctions").create_state_machine(
-        name=_name(logical_id),
+        name=name,
         definition=substitute(spec.definition, values),
-        roleArn=build.role,
+        roleArn=_role(build, logical_id),
     )["stateMachineArn"]
     build.state_machines[logical_id] = arn
     build.created(logical_id, arn, arn)  # a state machine's Ref is its ARN
+    build.attrs[(logical_id, "Name")] = name
 
 
 def _rule(build: _Build, logical_id: str, props: dict[str, Any]) -> None:
@@ -425,7 +443,8 @@ EVENT_CREATORS: dict[str, EventCreator] = {
 }
 # Types with nothing to create locally, and why.
 NO_OPS = {
-    # Permissions: moto does not enforce them, so the local stack does not either.
+    # Resource policies and invoke permissions: moto delivers inside its backends, not as
+    # calls a role makes (the functions' and state machines' own roles are enforced: iam/).
     "AWS::SQS::QueuePolicy",
     "AWS::S3::BucketPolicy",
     "AWS::Lambda::Permission",
@@ -436,7 +455,8 @@ NO_OPS = {
     "AWS::Serverless::Api",
     # Operations and audit: alarms, their topic and the dashboard watch CloudWatch metrics,
     # which the local stack does not collect (its metrics are off); API Gateway's log role
-    # and the access-log settings are AWS's own plumbing.
+    # and the access-log settings are AWS's own plumbing (the roles SAM makes for the
+    # functions and state machines are created with them: `_role`).
     "AWS::CloudWatch::Alarm",
     "AWS::CloudWatch::Dashboard",
     "AWS::SNS::Topic",
@@ -495,6 +515,7 @@ def _local_cloud(build: _Build) -> LocalCloud:
         schedules=build.schedules,
         api_events=build.api_events,
         rest_api=_rest_api(build, rest_api_id),
+        roles={owner: arn for owner, (_, arn) in build.roles.items()},
     )
 
 
@@ -532,17 +553,44 @@ def _capture_events(bus_name: str) -> str:
     return str(url)
 
 
-def _role() -> str:
+def _role(build: _Build, owner: str) -> str:
+    """The role SAM makes for a function or state machine (its Policies), created empty:
+    its policies name resources created later (`_attach_policies`)."""
+    props = build.expanded["Resources"][owner]["Properties"]
+    role = props.get("Role") or props.get("RoleArn")
+    if not (isinstance(role, dict) and "Fn::GetAtt" in role):
+        raise LocalStackUnsupported(f"{owner}: only roles SAM makes (from Policies) run locally")
+    logical_id = role["Fn::GetAtt"][0]
+    trust = build.expanded["Resources"][logical_id]["Properties"]["AssumeRolePolicyDocument"]
+    arn = str(
+        _client("iam").create_role(
+            RoleName=f"{STACK}-{logical_id}"[:64], AssumeRolePolicyDocument=json.dumps(trust)
+        )["Role"]["Arn"]
+    )
+    build.roles[owner] = (logical_id, arn)
+    build.attrs[(logical_id, "Arn")] = arn
+    return arn
+
+
+def _attach_policies(build: _Build) -> None:
+    """Each role's policies, as SAM expands them, on the local AWS and in force for every
+    call its function makes (iam/enforce.py)."""
     iam = _client("iam")
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    role = iam.create_role(RoleName=f"{STACK}-local", AssumeRolePolicyDocument=json.dumps(trust))
-    return str(role["Role"]["Arn"])
+    for owner, (logical_id, arn) in build.roles.items():
+        props = build.expanded["Resources"][logical_id]["Properties"]
+        documents = []
+        for policy in props.get("Policies", []):
+            document = build.resolve(policy["PolicyDocument"])
+            # moto insists on a Version, which IAM takes as 2008-10-17 when missing (the
+            # same evaluation for these policies: they use no policy variables).
+            iam.put_role_policy(
+                RoleName=arn.rsplit("/", 1)[1],
+                PolicyName=policy["PolicyName"],
+                PolicyDocument=json.dumps({"Version": "2012-10-17", **document}),
+            )
+            documents.append(document)
+        for managed in build.resolve(props.get("ManagedPolicyArns", [])):
+            if managed not in sam.MANAGED_POLICIES:
+                raise LocalStackUnsupported(f"{owner}: managed policy {managed} is not modelled")
+            documents.append(sam.MANAGED_POLICIES[managed])
+        enforce.register(arn, documents)

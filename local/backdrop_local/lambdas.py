@@ -20,6 +20,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from backdrop import aws
 from backdrop.config import get_settings
+from backdrop_local.iam import enforce
 
 Handler = Callable[[Any, Any], Any]
 _loaded: dict[str, Handler] = {}
@@ -62,7 +63,9 @@ def invoke(
         aws_request_id=str(uuid.uuid4()),
     )
     try:
-        result = _handler(str(function.handler))(event, context)
+        # As Lambda runs it: with the function's own role, nothing more.
+        with enforce.acting_as(function.role, function.function_name):
+            result = _handler(str(function.handler))(event, context)
     except Exception as exc:
         # What Lambda's Python runtime answers for an unhandled exception; Step Functions
         # reads errorType as the error name its Retry and Catch match on.
@@ -79,6 +82,7 @@ def invoke(
 
 def install() -> None:
     LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+    enforce.install()
 
 
 def reset() -> None:

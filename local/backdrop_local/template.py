@@ -109,9 +109,9 @@ class Template:
         resource = self.resources[logical_id]
         depends_on = resource.get("DependsOn", [])
         names = {depends_on} if isinstance(depends_on, str) else set(depends_on)
-        names |= _references(resource)
+        names |= references(resource)
         if resource["Type"] == "AWS::Serverless::Function":
-            names |= _references(self._function_globals())  # e.g. the shared environment
+            names |= references(self._function_globals())  # e.g. the shared environment
         return (names & set(self.resources)) - {logical_id}
 
     def _function_globals(self) -> dict[str, Any]:
@@ -153,10 +153,10 @@ class Template:
         )
 
 
-def _references(value: Any) -> set[str]:
+def references(value: Any) -> set[str]:
     """The names a value's Ref, GetAtt and Sub point at (resources and parameters alike)."""
     if isinstance(value, list):
-        return set().union(*(_references(item) for item in value))
+        return set().union(*(references(item) for item in value))
     if not isinstance(value, dict):
         return set()
     if len(value) == 1:
@@ -167,7 +167,7 @@ def _references(value: Any) -> set[str]:
             return {arg[0]}
         if name == "Fn::Sub" and isinstance(arg, str):
             return {match.split(".", 1)[0] for match in re.findall(r"\$\{([^}!]+)\}", arg)}
-    return set().union(*(_references(item) for item in value.values()))
+    return set().union(*(references(item) for item in value.values()))
 
 
 class Resolver:

@@ -15,8 +15,10 @@ import httpx
 import pytest
 import respx
 
+from backdrop import executions
 from backdrop.batches import manifest
 from backdrop.batches.items import attempt_id
+from backdrop.domain import Job, JobError
 from backdrop.jobs import source_job_id
 from backdrop_local.cloud import REGION
 from tests.conftest import image_bytes
@@ -427,3 +429,34 @@ def test_unknown_batches_answer_404_and_a_running_batch_cannot_be_retried(
     status, batch = _start(stack, {"prefix": "catalog/s/", "count": 1})
     status, answer, _ = stack.call("POST", f"/v1/batches/{batch['id']}/retry")
     assert (status, answer["error"]["code"]) == (409, "still_running")
+
+
+def test_a_refusal_cut_short_is_refused_again_never_sent_to_the_provider(
+    stack: Stack, picsart: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # StartItem dies between recording the refused job (queued) and failing it, as Lambda
+    # may end a function anywhere; the Map retries StartItem, which finds that job.
+    submit = _picsart(picsart)
+    _put(stack, "catalog/cut/a.png")
+    _put(stack, "catalog/cut/notes.txt", b"not an image at all")
+    fail = executions.fail
+    died: list[str] = []
+
+    def dies_once(job_id: str, error: JobError, **kwargs: Any) -> Job:
+        if error.code == "invalid_image" and not died:
+            died.append(job_id)
+            raise TimeoutError("the function ended here")
+        return fail(job_id, error, **kwargs)
+
+    monkeypatch.setattr(executions, "fail", dies_once)
+
+    batch = _run(stack, {"prefix": "catalog/cut/", "prompt": "marble", "count": 1})
+
+    assert died, "the refusal was never cut short"
+    assert batch["counts"] == _counts(total=2, succeeded=1, failed=1)
+    assert submit.call_count == 1  # only the image: the refused file never reached Picsart
+    rows = {row["key"]: row for row in _report(stack, batch)}
+    refused = rows["catalog/cut/notes.txt"]
+    assert (refused["status"], refused["error_code"]) == ("failed", "invalid_image")
+    assert refused["job_id"] == died[0]
+    assert stack.job(died[0])["status"] == "failed"

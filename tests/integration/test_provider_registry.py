@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
@@ -28,6 +28,7 @@ from backdrop.providers.base import (
     Submitted,
 )
 from backdrop_local.cloud import REGION
+from backdrop_local.template import Template
 from tests.integration.conftest import PNG, Stack
 
 CDN = "https://cdn.fake-provider.test"
@@ -70,6 +71,21 @@ class FakeImage:
     seed: int | None
     chunks: Iterator[bytes]
     content_type: str = "image/png"
+
+
+@pytest.fixture
+def stack(make_stack: Callable[..., Stack]) -> Stack:
+    """The stack with the fake providers' secrets readable by the provider tasks, as a new
+    provider's are once template.yaml grants them (README: Adding a provider)."""
+    template = Template()
+    grant = {
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": "arn:aws:secretsmanager:*:*:secret:fake*-key-*",
+    }
+    for function in ("SubmitFunction", "PollFunction", "GenerateFunction"):
+        template.properties(function)["Policies"][0]["Statement"].append(grant)
+    return make_stack(template)
 
 
 @pytest.fixture

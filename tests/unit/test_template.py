@@ -3,53 +3,27 @@ error name that no code raises must fail here, offline, before anyone deploys.""
 
 from __future__ import annotations
 
-import copy
 import importlib
 import json
 import re
 from typing import Any
 
 import pytest
-from samtranslator.translator.transform import transform
 
 from backdrop import events, jobs
 from backdrop.batches import items
 from backdrop.config import Settings
 from backdrop.providers import errors, registry
 from backdrop.providers.base import ProviderSettings
-from backdrop_local import lambdas
-from backdrop_local.template import Template
+from backdrop_local import lambdas, sam
+from backdrop_local.template import Template, references
 
 TEMPLATE = Template()
 
 
-class _OfflinePolicies:
-    """aws-sam-translator asks IAM for managed policy ARNs; these are the ones SAM adds."""
-
-    def load(self) -> dict[str, str]:
-        names = [
-            "AWSLambdaBasicExecutionRole",
-            "AWSXrayWriteOnlyAccess",
-            "AWSXRayDaemonWriteAccess",
-        ]
-        return {name: f"arn:aws:iam::aws:policy/service-role/{name}" for name in names}
-
-
-def _deployable() -> dict[str, Any]:
-    """What `sam package` hands CloudFormation: code and definition as S3/inline values."""
-    body = copy.deepcopy(TEMPLATE.body)
-    body["Globals"]["Function"]["CodeUri"] = "s3://artifacts/backdrop.zip"
-    body["Resources"]["DependenciesLayer"]["Properties"]["ContentUri"] = "s3://artifacts/deps.zip"
-    for machine in TEMPLATE.state_machines():
-        properties = body["Resources"][machine.logical_id]["Properties"]
-        properties.pop("DefinitionUri")
-        properties["Definition"] = json.loads(machine.definition)
-    return body
-
-
 @pytest.fixture
 def transformed() -> dict[str, Any]:
-    return transform(_deployable(), {}, _OfflinePolicies())  # type: ignore[arg-type]
+    return sam.expanded(TEMPLATE)
 
 
 def _resources(transformed: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -177,6 +151,22 @@ def test_inbox_queue_outlives_six_function_timeouts() -> None:
     assert queue["VisibilityTimeout"] >= 6 * inbox.timeout
 
 
+def test_every_queue_a_function_reads_outlasts_its_timeout() -> None:
+    # AWS refuses the event source mapping otherwise ("Queue visibility timeout ... is less
+    # than Function timeout"); moto creates it.
+    sources = [
+        (spec, event["Properties"])
+        for spec in TEMPLATE.functions()
+        for event in spec.events.values()
+        if event["Type"] == "SQS"
+    ]
+    assert len(sources) == 3
+    for spec, source in sources:
+        queue = TEMPLATE.properties(source["Queue"]["Fn::GetAtt"][0])
+        assert queue.get("VisibilityTimeout", 30) >= spec.timeout, spec.logical_id
+        assert spec.timeout <= 900, spec.logical_id  # Lambda's most
+
+
 def test_every_queue_refuses_requests_without_tls() -> None:
     queues = set(TEMPLATE.of_type("AWS::SQS::Queue"))
     guarded = {
@@ -196,3 +186,24 @@ def test_jobs_results_photos_and_keys_outlive_the_stack() -> None:
         if resource["Type"] in kept and logical_id not in ("IdempotencyTable", "GovernorTable"):
             assert resource.get("DeletionPolicy") == "Retain", logical_id
             assert resource.get("UpdateReplacePolicy") == "Retain", logical_id
+
+
+def test_the_api_stage_is_created_after_the_accounts_cloudwatch_role_is_set(
+    transformed: dict[str, Any],
+) -> None:
+    # Its access logs need the role on a first deploy; a DependsOn on the conditional
+    # account resource would be refused, a reference through Fn::If is not.
+    (stage,) = _resources(transformed, "AWS::ApiGateway::Stage").values()
+    assert "AccessLogSetting" in stage["Properties"]
+    assert "ApiGatewayAccount" in references(stage)
+    assert TEMPLATE.resources["ApiGatewayAccount"]["Condition"] == "SetsApiGatewayAccount"
+    assert "ApiGatewayAccount" not in str(stage.get("DependsOn", ""))
+    # The role it names outlives the stack, as the region's setting does.
+    role = TEMPLATE.resources["ApiGatewayLogRole"]
+    assert (role["DeletionPolicy"], role["UpdateReplacePolicy"]) == ("Retain", "Retain")
+
+
+def test_the_api_reserves_no_concurrency_unless_asked() -> None:
+    # A new account's quota is often 10, all of it unreserved by rule: 20 would refuse the
+    # first deploy (backdrop preflight says what an account allows).
+    assert TEMPLATE.parameter_defaults()["ApiReservedConcurrency"] == "0"

@@ -66,6 +66,7 @@ class RateLimiter:
             allowed=allowed,
             limit=limit,
             available=max(0, limit - window.used),
-            # Rounded up so a client that waits this long finds the window renewed.
-            reset_seconds=max(1, math.ceil(remaining)),
+            # Rounded up so a client that waits this long finds the window renewed (and
+            # clamped: (started + 60) - now can round to a hair over 60 at once).
+            reset_seconds=min(int(WINDOW_SECONDS), max(1, math.ceil(remaining))),
         )

@@ -9,7 +9,8 @@ cannot work fails as its own job before any provider call. The Map then runs the
 workflow to its end (states:startExecution.sync) and SettleItem counts how it ended.
 
 Every step is safe to repeat: the item's record is written once, with its count, and a job
-this item made before a crash is found again by its batch and place."""
+this item made before a crash is found again by its batch and place (and planned again if
+it never ran)."""
 
 from __future__ import annotations
 
@@ -115,7 +116,10 @@ def _record(
         except JobNotFound:
             break
         if found.batch_id == batch.id and found.batch_item == item.index:
-            job = found  # made by this item before a crash: carry on with it
+            # Made by this item before a crash. Still queued, it never ran (the Map starts
+            # a job only once its item is recorded): planned again, so a refusal cut short
+            # ends refused, never sent to the provider.
+            job = None if found.status is JobStatus.QUEUED else found
             break
         if found.status in UNDER_WAY:
             return _write(batches, base.model_copy(update={"outcome": "skipped", "job_id": job_id}))
