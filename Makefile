@@ -115,7 +115,10 @@ $(SAM):
 build: $(SAM)  ## sam build: the functions and their dependencies layer into .aws-sam/
 	PATH="$(dir $(RUNTIME_PYTHON)):$$PATH" $(SAM) build
 
-deploy: build  ## build, then deploy samconfig.toml's ENV (default: stack backdrop; ENV=dev: backdrop-dev)
+# The preflight checks, read-only, what would otherwise fail the deploy half-way (and roll
+# the stack back): the account's quotas and settings, the parameter values, the build.
+deploy: build $(LOCAL_STAMP)  ## build, check (backdrop preflight), then deploy samconfig.toml's ENV (default: stack backdrop; ENV=dev: backdrop-dev)
+	$(BIN)/backdrop preflight --config-env $(ENV) $(SAM_REGION)
 	$(SAM) deploy --config-env $(ENV) $(SAM_REGION)
 
 delete: $(SAM)  ## delete ENV's stack (asks first; the buckets must be empty)

@@ -1,6 +1,7 @@
-"""The `backdrop` command: `local` (the stack on one machine), `demo`, `emulator`, and a
-client of any stack's API: `generate` (backgrounds for photos), `jobs` (a table of jobs)
-and `batch` (start one over a folder or a manifest, watch it, cancel, retry, list)."""
+"""The `backdrop` command: `local` (the stack on one machine), `demo`, `emulator`,
+`preflight` (what would fail a deploy, checked before it), and a client of any stack's API:
+`generate` (backgrounds for photos), `jobs` (a table of jobs) and `batch` (start one over a
+folder or a manifest, watch it, cancel, retry, list)."""
 
 from __future__ import annotations
 
@@ -191,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
 
     _batch_parser(commands)
 
+    _preflight_parser(commands)
+
     openapi = commands.add_parser("openapi", help="print the API's OpenAPI document")
     openapi.set_defaults(run=_print_openapi)
 
@@ -207,6 +210,62 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return int(args.run(args))
+
+
+def _preflight_parser(commands: Any) -> None:
+    preflight = commands.add_parser(
+        "preflight",
+        help="check a deploy before `sam deploy` runs (`make deploy` does first)",
+        description="Check what would otherwise fail `sam deploy` half-way and roll the stack "
+        "back: the stack name and region, the parameter values (template.yaml's defaults, the "
+        "deployed stack's, samconfig.toml's, then --parameter-overrides), each function's "
+        "environment, the account's Lambda concurrency and API Gateway settings, and the "
+        "build. Read-only. Exit codes: 0 every check passed, 1 one failed, 2 bad usage.",
+    )
+    preflight.add_argument(
+        "--config-env",
+        default="default",
+        metavar="ENV",
+        help="samconfig.toml's environment: its stack_name, region and parameter_overrides "
+        "(%(default)s; dev)",
+    )
+    preflight.add_argument(
+        "--config-file",
+        type=Path,
+        metavar="FILE",
+        help="the SAM config file (default: the project's samconfig.toml)",
+    )
+    preflight.add_argument("--region", help="the AWS region (default: samconfig's, else yours)")
+    preflight.add_argument("--profile", help="the AWS profile (default: samconfig's, else yours)")
+    preflight.add_argument("--stack-name", help="the stack (default: samconfig's stack_name)")
+    preflight.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="NAME=VALUE",
+        help="template parameters on top of samconfig.toml's (`sam deploy "
+        "--parameter-overrides` replaces samconfig's instead: put lasting ones there)",
+    )
+    preflight.add_argument(
+        "--build-dir", type=Path, metavar="DIR", help="sam build's output (default: .aws-sam/build)"
+    )
+    preflight.set_defaults(run=_run_preflight)
+
+
+def _run_preflight(args: argparse.Namespace) -> int:
+    from backdrop_local import preflight
+
+    options = preflight.Options(
+        config_env=args.config_env,
+        region=args.region,
+        profile=args.profile,
+        stack_name=args.stack_name,
+        parameter_overrides=tuple(args.parameter_overrides),
+        build_dir=args.build_dir or preflight.DEFAULT_BUILD_DIR,
+        config_file=args.config_file or preflight.SAMCONFIG_PATH,
+    )
+    return preflight.report(preflight.run(options), sys.stdout)
 
 
 def _batch_parser(commands: Any) -> None:
