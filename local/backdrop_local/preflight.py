@@ -12,6 +12,7 @@ read-only calls to the account.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import shlex
 import tomllib
@@ -441,10 +442,11 @@ def _estimated_ref(template: Template, logical_id: str, stack: str, region: str)
     prefix = f"{region}:123456789012"
     generated = f"{stack}-{logical_id}{_SUFFIX}"
     own_name = template.properties(logical_id).get("Name")
-    if own_name is not None:
-        return _named(own_name, stack)
-    if kind == "AWS::Serverless::StateMachine":
-        return f"arn:aws:states:{prefix}:stateMachine:{logical_id}{_SUFFIX}"
+    name = _named(own_name, stack) if own_name is not None else None
+    if kind == "AWS::Serverless::StateMachine":  # its Ref is its ARN, named or not
+        return f"arn:aws:states:{prefix}:stateMachine:{name or logical_id + _SUFFIX}"
+    if name is not None:
+        return name
     if kind == "AWS::SecretsManager::Secret":
         return f"arn:aws:secretsmanager:{prefix}:secret:{logical_id}{_SUFFIX}-XXXXXX"
     if kind == "AWS::SQS::Queue":
@@ -456,10 +458,12 @@ def environment_sizes(
     template: Template, values: Mapping[str, str], *, stack: str, region: str
 ) -> dict[str, tuple[int, dict[str, int]]]:
     """Each function's environment in bytes, as estimated for this stack and region, and
-    what each parameter in it takes."""
+    what each parameter in it takes. Measured as the JSON of the variables (AWS does not
+    say how it counts; this is the larger of the plausible ways)."""
     sizes = {}
     for spec in template.functions():
-        total, parameters = 0, {}
+        environment: dict[str, str] = {}
+        parameters = {}
         for key, value in spec.environment.items():
             ref = value.get("Ref") if isinstance(value, dict) else None
             if not isinstance(ref, str):
@@ -471,7 +475,8 @@ def environment_sizes(
                 text = _estimated_ref(template, ref, stack, region)
             else:
                 text = ref  # a pseudo parameter's value is about its name's length
-            total += len(key) + len(text.encode())
+            environment[key] = text
+        total = len(json.dumps(environment, ensure_ascii=False).encode())
         sizes[spec.logical_id] = (total, parameters)
     return sizes
 

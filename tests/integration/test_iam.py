@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 import boto3
 import httpx
@@ -19,7 +18,6 @@ from backdrop.domain import GenerationOptions, ImageSource, JobError, NewJob
 from backdrop.jobs import source_job_id
 from backdrop_local.cloud import REGION
 from backdrop_local.iam import enforce, state_machines
-from backdrop_local.iam.policy import Policy
 from backdrop_local.template import Template
 from tests.integration.conftest import PNG, Stack
 
@@ -92,6 +90,13 @@ def test_a_missing_object_is_403_to_a_role_that_may_not_list_the_bucket(stack: S
         pytest.raises(s3.exceptions.ClientError) as denied,
     ):
         s3.head_object(Bucket=stack.cloud.results_bucket, Key="results/none/0.png")
+    # A HEAD answer has no body: the status is all there is, as from AWS.
+    assert denied.value.response["Error"] == {"Code": "403", "Message": "Forbidden"}
+    with (
+        enforce.acting_as(role, "backdrop-webhookfunction"),
+        pytest.raises(s3.exceptions.ClientError) as denied,
+    ):
+        s3.get_object(Bucket=stack.cloud.results_bucket, Key="results/none/0.png")
     assert denied.value.response["Error"]["Code"] == "AccessDenied"
     assert "s3:ListBucket" in denied.value.response["Error"]["Message"]
 
@@ -155,12 +160,6 @@ def _state_machine_refusals(stack: Stack, logical_id: str) -> list[str]:
     sfn = boto3.client("stepfunctions", region_name=REGION)
     arn = stack.cloud.state_machines[logical_id]
     described = sfn.describe_state_machine(stateMachineArn=arn)
-    iam = boto3.client("iam", region_name=REGION)
-    role = described["roleArn"].rsplit("/", 1)[1]
-    documents: list[dict[str, Any]] = [
-        iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]
-    ]
     props = Template().properties(logical_id)
     found = state_machines.needs(
         json.loads(described["definition"]),
@@ -169,9 +168,8 @@ def _state_machine_refusals(stack: Stack, logical_id: str) -> list[str]:
         tracing=props.get("Tracing", {}).get("Enabled", False),
         samples=SAMPLES,
     )
-    # Tracing's grant is the managed policy SAM attaches (not an inline one).
-    documents.append({"Statement": [{"Effect": "Allow", "Action": "xray:*", "Resource": "*"}]})
-    return state_machines.refused(Policy.of(documents), found)
+    # The role as provisioned: its inline policies and the managed ones SAM attaches.
+    return state_machines.refused(enforce.policy_of(described["roleArn"]), found)
 
 
 @pytest.mark.parametrize("logical_id", ["GenerationStateMachine", "BatchStateMachine"])

@@ -82,11 +82,34 @@ def test_negated_and_if_exists_operators_hold_when_the_key_is_absent() -> None:
     assert not if_exists.allows(Request("s3:ListBucket", BUCKET, {"s3:prefix": "b/"}))
 
 
+def test_a_condition_on_a_key_no_call_carries_is_refused_not_read_as_absent() -> None:
+    # On AWS aws:RequestedRegion is in every request: a Deny on it must not be skipped.
+    deny = {
+        "Effect": "Deny",
+        "Action": "*",
+        "Resource": "*",
+        "Condition": {"StringNotEquals": {"aws:RequestedRegion": "eu-west-1"}},
+    }
+    with pytest.raises(UnsupportedPolicy, match="aws:RequestedRegion"):
+        policy(allow("s3:*", "*"), deny).allows(Request("s3:GetObject", f"{BUCKET}/a"))
+
+
+def test_arn_equals_matches_component_by_component_as_arn_like() -> None:
+    role = policy(
+        allow("s3:ListBucket", "*", Condition={"ArnEquals": {"s3:prefix": "arn:aws:s3:::r*"}})
+    )
+    assert role.allows(Request("s3:ListBucket", BUCKET, {"s3:prefix": "arn:aws:s3:::results"}))
+
+
+def test_a_statement_without_a_resource_is_refused() -> None:
+    with pytest.raises(UnsupportedPolicy, match="Resource"):
+        policy({"Effect": "Allow", "Action": "s3:GetObject"})
+
+
 def test_what_the_model_cannot_judge_raises_instead_of_allowing() -> None:
+    dated = allow("s3:*", "*", Condition={"DateGreaterThan": {"s3:prefix": "2020"}})
     with pytest.raises(UnsupportedPolicy, match="DateGreaterThan"):
-        policy(
-            allow("s3:*", "*", Condition={"DateGreaterThan": {"aws:CurrentTime": "2020"}})
-        ).allows(Request("s3:GetObject", f"{BUCKET}/a", {"aws:CurrentTime": "2026"}))
+        policy(dated).allows(Request("s3:ListBucket", BUCKET))  # key absent: still refused
     with pytest.raises(UnsupportedPolicy, match="Principal"):
         policy({"Effect": "Allow", "Action": "*", "Resource": "*", "Principal": "*"})
 
@@ -125,7 +148,19 @@ def test_each_call_names_what_iam_checks() -> None:
     ]
 
 
+def test_a_copy_of_a_version_needs_that_version_read() -> None:
+    copy = {"Bucket": "results", "Key": "b.png", "CopySource": "inputs/a.png?versionId=v1"}
+    assert calls.requests("s3", "CopyObject", WHERE, copy) == [
+        Request("s3:GetObjectVersion", "arn:aws:s3:::inputs/a.png"),
+        Request("s3:PutObject", f"{BUCKET}/b.png"),
+    ]
+
+
 def test_a_call_without_a_rule_is_refused_so_none_escapes_its_role() -> None:
     with pytest.raises(calls.Unmodelled, match="dynamodb DeleteTable"):
         calls.requests("dynamodb", "DeleteTable", WHERE, {"TableName": "jobs"})
+    # An object written with an ACL or tags needs permissions the rule does not name.
+    tagged = {"Bucket": "results", "Key": "a.png", "Tagging": "k=v"}
+    with pytest.raises(calls.Unmodelled, match="Tagging"):
+        calls.requests("s3", "PutObject", WHERE, tagged)
     assert calls.requests("sts", "GetCallerIdentity", WHERE, {}) == []

@@ -96,20 +96,19 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1
-    # From here on a Ctrl-C stops the server, wherever it lands: one before the loop would
-    # otherwise end the main thread and leave the server's thread running.
+    # Ctrl-C and `kill` stop it, wherever they land, and even when started where SIGINT is
+    # ignored (a background job of a script: Python then raises no KeyboardInterrupt).
     finished = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: finished.set())
     try:
         print(f"Picsart   {emulator.picsart_base_url}")
         print(f"Photoroom {emulator.photoroom_base_url}")
         print(f"Control   {emulator.base_url}/_emulator/(stats|settings|script|reset)")
         print("Ctrl-C to stop.", flush=True)
-        if threading.current_thread() is threading.main_thread():
-            # Stop as cleanly on `kill` (e.g. from a Makefile or a test) as on Ctrl-C.
-            signal.signal(signal.SIGTERM, lambda *_: finished.set())
-        while not finished.wait(0.5):
-            pass
-    except KeyboardInterrupt:
+        finished.wait()
+    except KeyboardInterrupt:  # run off the main thread (a test), where no handler is set
         pass
     finally:
         emulator.stop()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import contextvars
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -48,6 +49,7 @@ class Identity:
         return self.role_arn.split(":")[4]
 
 
+logger = logging.getLogger(__name__)
 _policies: dict[str, Policy] = {}  # role ARN -> its policies
 _acting: contextvars.ContextVar[Identity | None] = contextvars.ContextVar(
     "backdrop_local_iam_identity", default=None
@@ -64,6 +66,11 @@ _used_lock = threading.Lock()
 def register(role_arn: str, documents: Sequence[Mapping[str, Any]]) -> None:
     """A role and its policy documents (inline and managed, references resolved)."""
     _policies[role_arn] = Policy.of(documents)
+
+
+def policy_of(role_arn: str) -> Policy:
+    """A provisioned role's policies, inline and managed, as every check reads them."""
+    return _policies[role_arn]
 
 
 def forget() -> None:
@@ -126,7 +133,7 @@ def _checked_call(self: BaseClient, operation: str, params: dict[str, Any]) -> A
     try:
         return _make_api_call(self, operation, params)
     except ClientError as error:
-        if service == "s3" and _missing(error):
+        if service == "s3" and operation in ("GetObject", "HeadObject") and _missing(error):
             listing = Request("s3:ListBucket", f"arn:{where.partition}:s3:::{params['Bucket']}")
             if not identity.policy.allows(listing):
                 raise _denied(self, operation, identity, listing) from None
@@ -163,6 +170,11 @@ def _denied(client: BaseClient, operation: str, who: Identity, request: Request)
         f"{request.resource} because no identity-based policy allows the {request.action} "
         "action"
     )
+    if operation == "HeadObject":
+        # A HEAD answer has no body: botocore reports the status alone, as from AWS. The
+        # reason goes to the log, which is all AWS's CloudTrail would add.
+        logger.warning("%s refused: %s", operation, message)
+        code, message = "403", "Forbidden"
     response: Any = {
         "Error": {"Code": code, "Message": message},
         "ResponseMetadata": {"HTTPStatusCode": status},

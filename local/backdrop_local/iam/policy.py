@@ -67,7 +67,8 @@ _OPERATORS: dict[str, Callable[[str, str], bool]] = {
     "StringEquals": lambda given, wanted: given == wanted,
     "StringEqualsIgnoreCase": lambda given, wanted: given.lower() == wanted.lower(),
     "StringLike": lambda given, wanted: _like(wanted, given),
-    "ArnEquals": lambda given, wanted: given == wanted,
+    # IAM matches both ARN operators component by component, wildcards included.
+    "ArnEquals": lambda given, wanted: arn_matches(wanted, given),
     "ArnLike": lambda given, wanted: arn_matches(wanted, given),
     "Bool": lambda given, wanted: given.lower() == str(wanted).lower(),
     "NumericEquals": _numeric(lambda a, b: a == b),
@@ -86,11 +87,22 @@ _NEGATED = {
 }
 
 
+# The condition keys the calls' rules put in a request (calls.py), when the call has them:
+# a policy conditioned on any other key (aws:SourceIp, aws:RequestedRegion, ...) cannot be
+# judged here, and is refused rather than read as "the key is absent".
+MODELLED_KEYS = frozenset({"s3:prefix", "cloudwatch:namespace"})
+
+
 def _condition_holds(operator: str, key: str, wanted: Any, context: Mapping[str, str]) -> bool:
     if operator.startswith(("ForAnyValue:", "ForAllValues:")):
         raise UnsupportedPolicy(f"{operator}: multi-valued condition keys are not modelled")
+    if key.lower() not in MODELLED_KEYS:
+        raise UnsupportedPolicy(f"condition key {key} is not modelled")
     if_exists = operator.endswith("IfExists")
     operator = operator.removesuffix("IfExists")
+    known = operator == "Null" or operator in _OPERATORS or operator in _NEGATED
+    if not known:
+        raise UnsupportedPolicy(f"condition operator {operator} is not modelled")
     # Condition keys are case-insensitive.
     given = next((v for k, v in context.items() if k.lower() == key.lower()), None)
     if operator == "Null":
@@ -102,8 +114,6 @@ def _condition_holds(operator: str, key: str, wanted: Any, context: Mapping[str,
     if operator in _NEGATED:
         compare = _OPERATORS[_NEGATED[operator]]
         return not any(compare(given, str(w)) for w in _as_list(wanted))
-    if operator not in _OPERATORS:
-        raise UnsupportedPolicy(f"condition operator {operator} is not modelled")
     compare = _OPERATORS[operator]
     return any(compare(given, str(w)) for w in _as_list(wanted))
 
@@ -130,6 +140,8 @@ class Statement:
         }
         if unknown:
             raise UnsupportedPolicy(f"statement elements {sorted(unknown)} are not modelled")
+        if ("Resource" in raw) == ("NotResource" in raw):
+            raise UnsupportedPolicy("a statement needs exactly one of Resource and NotResource")
         return cls(
             effect=raw["Effect"],
             actions=tuple(_as_list(raw.get("Action", []))),
