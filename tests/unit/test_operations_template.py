@@ -8,6 +8,7 @@ import json
 import re
 from typing import Any
 
+from backdrop.domain import JobStatus
 from backdrop_local.template import Template
 
 TEMPLATE = Template()
@@ -61,13 +62,29 @@ def test_there_is_an_alarm_for_each_condition_and_each_tells_the_topic() -> None
         assert f"#### {section}" in (TEMPLATE.path.parent / "README.md").read_text(), section
 
 
-def test_the_metrics_the_alarms_watch_are_the_ones_the_code_emits() -> None:
+def _emitted() -> set[str]:
+    """Every metric name the code emits: each literal name given to `emit`, and the one
+    name made of a job's status (outcomes.py), for every status."""
     source = "\n".join(
         p.read_text() for p in (TEMPLATE.path.parent / "src" / "backdrop").rglob("*.py")
     )
+    names = set(re.findall(r'\bemit\(\s*"(\w+)"', source))
+    made = re.findall(r'\bemit\(\s*f"([^"]*)"', source)
+    assert made == ["Jobs{job.status.value.title()}"]  # the one name made at run time
+    return names | {f"Jobs{status.value.title()}" for status in JobStatus}
+
+
+def test_the_metrics_the_alarms_and_dashboard_watch_are_the_ones_the_code_emits() -> None:
+    emitted = _emitted()
+    assert {"JobsFailed", "JobsSucceeded", "ProviderThrottled", "ProviderSeconds"} <= emitted
+    assert "JobsExploded" not in emitted  # a name nothing emits is found out
     for namespace, metric in set().union(*CONDITIONS.values()):
         if namespace == "Backdrop":
-            assert re.search(rf'"{metric}"|f"Jobs\{{', source), metric
+            assert metric in emitted, metric
+    (dashboard,) = _of_type("AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"][0]
+    for metric in re.findall(r'"Backdrop",\s*"(\w+)"', body):
+        assert metric in emitted, metric
 
 
 def test_an_alarm_email_subscribes_only_when_given() -> None:

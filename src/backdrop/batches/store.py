@@ -39,7 +39,6 @@ class BatchStatus(StrEnum):
 # provider call; `not_started`: the batch was canceled first; `ignored`: not an image at all
 # (a folder marker).
 ItemOutcome = Literal["running", "succeeded", "failed", "skipped", "not_started", "ignored"]
-COUNTED: tuple[ItemOutcome, ...] = ("running", "succeeded", "failed", "skipped", "not_started")
 
 
 class BatchNotFound(Exception):
