@@ -31,7 +31,7 @@ RUNTIME_PYTHON ?= $(shell for p in python3.13 $$(pyenv root 2>/dev/null)/version
 # What `make test` runs (all of tests/ by default); CI's Python 3.13 run passes less.
 PYTEST_ARGS ?=
 
-.PHONY: dev test test-runtime lint format demo local emulator openapi pr build deploy delete package lock clean
+.PHONY: dev test test-runtime lint format demo local emulator openapi docs-tables pr build deploy delete package lock clean
 
 $(LOCAL_STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "backdrop needs Python >= 3.11 (set PYTHON=...)")'
@@ -67,10 +67,12 @@ test-runtime:
 	@test -n "$(RUNTIME_PYTHON)" || { echo "python3.13 not found: install it (pyenv install 3.13) or set RUNTIME_PYTHON"; exit 1; }
 	$(MAKE) test PYTHON=$(RUNTIME_PYTHON) VENV=.venv-3.13 PYTEST_ARGS="tests/unit tests/integration"
 
-lint: $(STAMP) $(CHECKOV_STAMP) $(ASL_VALIDATOR_STAMP)  ## ruff, mypy, cfn-lint, checkov, the ASL
+lint: $(STAMP) $(CHECKOV_STAMP) $(ASL_VALIDATOR_STAMP)  ## ruff, mypy, the layers, cfn-lint, checkov, the ASL
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	# The layers: an import may only point down (pyproject.toml's [tool.importlinter]).
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/cfn-lint template.yaml
 	# Every skipped check carries its reason in the resource's Metadata (tests/unit/test_checkov_skips.py).
 	$(CHECKOV) -f template.yaml --framework cloudformation --compact --quiet --skip-download
@@ -88,6 +90,9 @@ local: $(LOCAL_STAMP)  ## run the local stack until Ctrl-C
 
 openapi: $(LOCAL_STAMP)  ## rewrite openapi.json from the code (a test fails when they differ)
 	$(BIN)/backdrop openapi > openapi.json
+
+docs-tables: $(LOCAL_STAMP)  ## rewrite README.md's error-code tables from src/backdrop/error_codes.py (a test fails when they differ)
+	$(BIN)/python -m backdrop_local.docs_tables
 
 pr: lint test
 

@@ -4,8 +4,9 @@
                                          [--python PATH] [--json]
 
 Each measurement is a fresh interpreter that imports one module and prints how long
-`importlib.import_module` took: for a handler that includes its module-level code (settings,
-clients, Powertools), which is what Lambda pays on a cold start before the first invocation.
+`importlib.import_module` took, with the handler's container (its settings read, its
+collaborators made) where it builds one on first use: what Lambda pays on a cold start
+before the first event's own work.
 `import boto3` in the same interpreter is the floor every function pays anyway. The code is
 imported from the function's CodeUri (PYTHONPATH), the dependencies from the interpreter's
 site-packages; the environment is the template's (Globals merged with the function's), with
@@ -32,16 +33,19 @@ PLACEHOLDER = "local-placeholder"
 FUNCTION_TYPE = "AWS::Serverless::Function"
 MARKER = "--cold-start-bench: timed import starts--"
 
-# argv[1] is the module, argv[2] (may be empty) the attribute the handler names. The attribute
-# lookup is outside the timing; a missing one is a failure like an import error.
+# argv[1] is the module, argv[2] (may be empty) the attribute the handler names. A handler
+# that builds its container on first use (backdrop.runtime.Function) builds it inside the
+# timing: a cold start pays it before the first event. A missing attribute is a failure
+# like an import error.
 CHILD_CODE = f"""\
 import importlib, sys, time
 sys.stderr.write({MARKER!r} + "\\n"); sys.stderr.flush()
 t = time.perf_counter()
 module = importlib.import_module(sys.argv[1])
+handler = getattr(module, sys.argv[2]) if sys.argv[2] else None
+if callable(getattr(handler, "container", None)):
+    handler.container()
 elapsed = time.perf_counter() - t
-if sys.argv[2]:
-    getattr(module, sys.argv[2])
 print(elapsed)
 print(getattr(module, "__file__", None) or "")
 """

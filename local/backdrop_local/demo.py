@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from backdrop_local.cli import batch_problems, batch_summary, watch_batch
+from backdrop_local.batch_watch import batch_problems, batch_summary, watch_batch
 from backdrop_local.client import TERMINAL, ApiError, BackdropError, Client, Connection, Photo
 from backdrop_local.demo_page import DemoJob, render_page
 from backdrop_local.stack import LocalStack, StackOptions, aws_client

@@ -2,9 +2,9 @@
 moto backends the server holds, as `mock_aws` routes them.
 
 Everything in the local stack that calls AWS (the functions, moto's Step Functions engine,
-the pollers) runs in the server's process, so a call over loopback was a request it made to
-itself: serialised, sent, parsed by the server's web stack on another thread, and the answer
-back the same way. That web stack was most of the local stack's CPU in a batch. The server
+the pollers) runs in the server's process, so a call over loopback would be a request it
+makes to itself: serialised, sent, parsed by the server's web stack on another thread, and
+the answer back the same way, spending the CPU the stack needs for the work. The server
 still answers everything from outside (the aws CLI, `backdrop` against the ready file,
 presigned URLs, which boto3 makes without sending anything). The backends, and so what a
 call does, are the same either way.
@@ -23,12 +23,11 @@ from moto.core.models import botocore_stubber
 
 _served = BotocoreStubber.process_request
 _endpoint: str | None = None
-# Python hands the GIL to another thread every 5 ms by default: with a batch's dozens of
-# threads, an in-process call (which never waits on a socket) was cut into slices and
-# interleaved with others, so the rate governor's read and conditional write collided far
-# more than AWS's own round trips make them (bench/batch.py, 300 images at 60 in flight:
-# 139 contended updates, each a wait of a second or more, to none), and the switches
-# themselves cost CPU. A call now mostly ends within its slice.
+# Python hands the GIL to another thread every 5 ms by default. An in-process call never
+# waits on a socket, so among a batch's dozens of threads it would be cut into slices and
+# interleaved with others: the rate governor's read and conditional write would collide far
+# more often than AWS's own round trips let them, and the switches cost CPU. At 50 ms a
+# call mostly ends within its slice.
 _SWITCH_INTERVAL = 0.05
 _switch_interval = sys.getswitchinterval()
 

@@ -1,15 +1,15 @@
 """Run Lambda invocations in-process: moto's Lambda (without Docker) answers every invoke
 with a canned reply, so its one invoke method is routed to our real handlers here.
 
-Handlers are imported on first use and forgotten by `reset()`, which is what a cold start
-looks like: settings read from the environment again, clients created again.
+Handlers are imported on first use; `reset()` makes each one's next invocation a cold
+start (backdrop.runtime: its settings read from the environment again, its collaborators
+and the AWS clients made again).
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-import sys
 import traceback
 import uuid
 from collections.abc import Callable
@@ -19,7 +19,7 @@ from typing import Any
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from backdrop import aws
-from backdrop.config import get_settings
+from backdrop.runtime import Function
 from backdrop_local.iam import enforce
 
 Handler = Callable[[Any, Any], Any]
@@ -86,10 +86,8 @@ def install() -> None:
 
 
 def reset() -> None:
-    """Forget loaded handlers and cached settings/clients: the next invoke is a cold start."""
-    _loaded.clear()
-    # Modules that read settings at import: a cold start imports them again.
-    for name in [m for m in sys.modules if m.startswith(("backdrop.handlers", "backdrop.api"))]:
-        del sys.modules[name]
-    get_settings.cache_clear()
+    """The next invoke of every function is a cold start."""
+    for handler in _loaded.values():
+        if isinstance(handler, Function):
+            handler.reset()
     aws.reset()

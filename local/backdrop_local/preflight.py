@@ -12,6 +12,7 @@ read-only calls to the account.
 from __future__ import annotations
 
 import difflib
+import importlib
 import json
 import re
 import shlex
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 from urllib.parse import urlsplit
+
+from pydantic import BaseModel
 
 from backdrop_local.template import PROJECT_ROOT, TEMPLATE_PATH, Template
 
@@ -330,36 +333,46 @@ VALUE_CHECKS: dict[str, Callable[[str, Mapping[str, str]], list[str]]] = {
 
 
 def settings_problems(template: Template, values: Mapping[str, str]) -> dict[str, list[str]]:
-    """What the functions' Settings refuse (every cold start would fail, after a deploy
-    that succeeded), per parameter: the shared environment, as template.yaml builds it."""
+    """What each function's settings model refuses (its every cold start would fail, after
+    a deploy that succeeded), per parameter: the function's environment, as template.yaml
+    builds it (Globals and its own variables)."""
     from pydantic import ValidationError
 
-    from backdrop.config import Settings
-
-    variables = template.body.get("Globals", {}).get("Function", {})
-    variables = variables.get("Environment", {}).get("Variables", {})
-    environment: dict[str, str] = {}
-    parameter_of: dict[str, str] = {}
-    for variable, value in variables.items():
-        key = variable.lower()
-        if isinstance(value, dict) and value.get("Ref") in values:
-            environment[key], parameter_of[key] = values[value["Ref"]], value["Ref"]
-        elif isinstance(value, str | int | float):
-            environment[key] = _text(value)
-        else:
-            environment[key] = "preflight"  # a resource's name, known once deployed
     problems: dict[str, list[str]] = {}
-    try:
-        Settings.model_validate(environment)
-    except ValidationError as exc:
-        for error in exc.errors():
-            name = parameter_of.get(str(error["loc"][0])) if error["loc"] else None
-            if name is not None:
-                problems.setdefault(name, []).append(
+    for spec in template.functions():
+        environment: dict[str, str] = {}
+        parameter_of: dict[str, str] = {}
+        for variable, value in spec.environment.items():
+            key = variable.lower()
+            if isinstance(value, dict) and value.get("Ref") in values:
+                environment[key], parameter_of[key] = values[value["Ref"]], value["Ref"]
+            elif isinstance(value, str | int | float):
+                environment[key] = _text(value)
+            else:
+                environment[key] = "preflight"  # a resource's name, known once deployed
+        model = function_settings(spec.handler)
+        try:
+            model.model_validate({k: v for k, v in environment.items() if k in model.model_fields})
+        except ValidationError as exc:
+            for error in exc.errors():
+                name = parameter_of.get(str(error["loc"][0])) if error["loc"] else None
+                line = (
                     f"{name}={_shown(values[name])}: the functions would refuse it at every "
                     f"cold start ({error['msg']})"
+                    if name is not None
+                    else ""
                 )
+                if name is not None and line not in problems.get(name, []):
+                    problems.setdefault(name, []).append(line)
     return problems
+
+
+def function_settings(handler: str) -> type[BaseModel]:
+    """The settings model a handler (`module.attribute`, as template.yaml names it) reads."""
+    module, _, attribute = handler.rpartition(".")
+    function = getattr(importlib.import_module(module), attribute)
+    settings: type[BaseModel] = function.wiring.settings
+    return settings
 
 
 def unknown_names(specs: Mapping[str, Any], layers: Sequence[Layer]) -> list[str]:

@@ -1,11 +1,13 @@
-"""Settings from the environment, validated once at cold start. Providers' own settings
-(`<NAME>_API_URL`, `<NAME>_SECRET_NAME`, ...) are read by their registry entries."""
+"""What each function reads from its environment, by group: a function's settings model
+(`ApiSettings`, `WorkflowSettings`, ...) is the groups it uses, read once per container
+(`read`), and logic asks for the group it needs. Field names are the environment
+variables of template.yaml in lower case. Providers' own settings (`<NAME>_API_URL`,
+`<NAME>_SECRET_NAME`, ...) are read by their registry entries."""
 
 from __future__ import annotations
 
-import os
-from functools import cache
-from typing import Annotated, Self
+from collections.abc import Mapping
+from typing import Annotated, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -14,6 +16,7 @@ from pydantic import (
     Field,
     Json,
     StringConstraints,
+    ValidationError,
     model_validator,
 )
 
@@ -39,65 +42,134 @@ def _known_presets(presets: dict[str, InboxPreset]) -> dict[str, InboxPreset]:
 PresetName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^/]+$")]
 
 
-class Settings(BaseModel):
-    """Every knob the functions read. Names match the environment variables in template.yaml."""
+class _Group(BaseModel):
+    # Unknown names are errors: a stale argument or a misspelt setting says so. A function
+    # uses one model of these: its validator is built when read, not at import.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+
+class JobSettings(_Group):
+    """The job records."""
 
     jobs_table: str = Field(min_length=1)
+    job_ttl_days: int = Field(default=90, ge=1, le=3650)
+
+
+class BucketSettings(_Group):
+    """The photos' bucket (inbox/, catalog/, uploads/) and the results'."""
+
     input_bucket: str = Field(min_length=1)
     results_bucket: str = Field(min_length=1)
+
+
+class OutcomeSettings(JobSettings, BucketSettings):
+    """Announcing how a job ended: its event on the bus, its results' manifest."""
+
     event_bus_name: str = Field(min_length=1)
-    # Only the functions that start work (API, inbox) need it; the workflow tasks do not.
-    state_machine_arn: str | None = None
+
+
+class PlanSettings(OutcomeSettings):
+    """Planning new jobs (plan.py): the stack's defaults under what was asked."""
+
     default_prompt: str = Field(min_length=1, max_length=1000)
     default_provider: Annotated[str, AfterValidator(_known_provider)] = "picsart"
     default_count: int = Field(default=2, ge=1, le=10)
+
+
+class StartSettings(PlanSettings):
+    """Starting (and stopping) jobs' workflow (executions.py)."""
+
+    state_machine_arn: str = Field(min_length=1)
+
+
+class BatchSettings(JobSettings):
+    """The batch records (beside the jobs they start)."""
+
+    batches_table: str = Field(min_length=1)
+
+
+class ResultUrlSettings(_Group):
+    # Lifetime of the result URLs handed out (API, webhooks); SigV4 allows at most 7 days.
+    result_url_expiry_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+
+
+class InboxSettings(StartSettings):
+    """The inbox function."""
+
+    # JSON object: preset name -> InboxPreset. Parsed here, so a bad preset fails the cold start.
+    inbox_presets: Annotated[
+        Json[dict[PresetName, InboxPreset]], AfterValidator(_known_presets)
+    ] = Field(default_factory=dict)
+
+
+class RequestSettings(StartSettings):
+    """The function of `Generation Requested` events."""
+
+
+class BatchStartSettings(StartSettings, BatchSettings):
+    """Starting batches: their workflow, and how many of a batch's items may run at once
+    (the Map's MaxConcurrency)."""
+
+    batch_state_machine_arn: str = Field(min_length=1)
+    batch_max_concurrency: int = Field(default=100, ge=1, le=10000)
+
+
+class ApiSettings(BatchStartSettings, ResultUrlSettings):
+    """The API function: generations, uploads and batches."""
+
+    # Idempotency-Key records, CORS, and POST /v1/uploads forms.
+    idempotency_table: str = Field(min_length=1)
+    cors_allow_origins: str = "*"
+    upload_max_bytes: int = Field(default=30 * 1024 * 1024, ge=1, le=100 * 1024 * 1024)
+    upload_url_seconds: int = Field(default=900, ge=60, le=604800)
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_allow_origins.split(",") if origin.strip()]
+
+
+class WorkflowSettings(OutcomeSettings):
+    """The generation workflow's tasks (Submit, Poll, Generate, Store, MarkFailed, Publish)."""
+
     # Timeout of one provider HTTP call; the workflow's task timeout must be larger.
     provider_timeout_seconds: float = Field(default=30.0, gt=0, le=45)
     # Polling: the first wait covers the provider's typical processing time, then short waits.
     poll_first_wait_seconds: int = Field(default=8, ge=0, le=300)
     poll_interval_seconds: int = Field(default=3, ge=0, le=60)
     poll_max_attempts: int = Field(default=60, ge=1, le=1000)
-    job_ttl_days: int = Field(default=90, ge=1, le=3650)
     # The providers' rate governor (governor.py), and how long new work may wait its turn.
     governor_table: str = Field(min_length=1)
     queue_deadline_seconds: int = Field(default=6 * 3600, ge=60, le=86400)
-    # Batches (batches/): their table, the batch workflow the API starts, and how many of a
-    # batch's items may run at once (the Map's MaxConcurrency).
-    batches_table: str | None = None
-    batch_state_machine_arn: str | None = None
-    batch_max_concurrency: int = Field(default=100, ge=1, le=10000)
-    # The API only: Idempotency-Key records, CORS, and POST /v1/uploads forms.
-    idempotency_table: str | None = None
-    cors_allow_origins: str = "*"
-    upload_max_bytes: int = Field(default=30 * 1024 * 1024, ge=1, le=100 * 1024 * 1024)
-    upload_url_seconds: int = Field(default=900, ge=60, le=604800)
-    # Lifetime of the result URLs the API hands out; SigV4 allows at most 7 days.
-    result_url_expiry_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
     # Fetch guards (fetch_guard.py): the most bytes one downloaded result may have, and
-    # whether loopback may be fetched (and given as an image URL). Only the local stack
-    # allows loopback, for its provider emulator; link-local and metadata never.
+    # whether loopback may be fetched. Only the local stack allows loopback, for its
+    # provider emulator; link-local and metadata never.
     result_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1, le=1024 * 1024 * 1024)
     allow_loopback_fetch: bool = False
-    # Webhooks (webhooks/): the stack's own subscribers (comma-separated https URLs, every
-    # job's outcome), the signing secret's name, the delivery queue and its dead letters, how
-    # many attempts a delivery gets, and whether private hosts (loopback, over http too)
-    # may receive them: only the local stack allows that.
+
+
+class BatchTaskSettings(PlanSettings, BatchSettings):
+    """The batch workflow's tasks (StartItem, Finish)."""
+
+
+class BatchSettleSettings(BatchTaskSettings):
+    """The batch workflow's SettleItem: it asks how a job's workflow ended."""
+
+    state_machine_arn: str = Field(min_length=1)
+
+
+class WebhookSettings(JobSettings, ResultUrlSettings):
+    """The webhook function: the stack's own subscribers (comma-separated https URLs, every
+    job's outcome), the signing secret's name, the delivery queue and its dead letters, how
+    many attempts a delivery gets, and whether private hosts (loopback, over http too) may
+    receive them: only the local stack allows that."""
+
+    results_bucket: str = Field(min_length=1)
     webhook_urls: str = ""
-    webhook_secret_name: str | None = None
-    webhook_queue_url: str | None = None
-    webhook_dead_letter_queue_url: str | None = None
+    webhook_secret_name: str = Field(min_length=1)
+    webhook_queue_url: str = Field(min_length=1)
+    webhook_dead_letter_queue_url: str = Field(min_length=1)
     webhook_max_attempts: int = Field(default=10, ge=1, le=10)
     allow_private_webhook_hosts: bool = False
-    # JSON object: preset name -> InboxPreset. Parsed here, so a bad preset fails the cold start.
-    inbox_presets: Annotated[
-        Json[dict[PresetName, InboxPreset]], AfterValidator(_known_presets)
-    ] = Field(default_factory=dict)
-
-    @property
-    def cors_origins(self) -> list[str]:
-        return [origin.strip() for origin in self.cors_allow_origins.split(",") if origin.strip()]
 
     @property
     def stack_webhooks(self) -> list[str]:
@@ -116,7 +188,32 @@ class Settings(BaseModel):
         return self
 
 
-@cache
-def get_settings() -> Settings:
-    """Read the environment once per container; a bad value fails the cold start loudly."""
-    return Settings.model_validate({key.lower(): value for key, value in os.environ.items()})
+FUNCTION_SETTINGS: tuple[type[BaseModel], ...] = (
+    ApiSettings,
+    InboxSettings,
+    RequestSettings,
+    WebhookSettings,
+    WorkflowSettings,
+    BatchTaskSettings,
+    BatchSettleSettings,
+)
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def read(model: type[S], environ: Mapping[str, str]) -> S:
+    """A function's settings from its environment: only the variables `model` declares. A
+    missing or bad one fails the cold start, named as the environment spells it."""
+    values = {name: environ[name.upper()] for name in model.model_fields if name.upper() in environ}
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).upper() or model.__name__}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise SettingsError(f"{model.__name__} from the environment: {problems}") from None
+
+
+class SettingsError(ValueError):
+    """The function's environment lacks a setting, or holds a bad one."""

@@ -49,6 +49,20 @@ Metadata = dict[
 ]
 
 
+def exactly_one(**given: object) -> None:
+    """Exactly one of these is set (an image's sources, a batch's): else the ValueError a
+    model validator reports, naming them."""
+    if sum(value is not None for value in given.values()) != 1:
+        listed = " or ".join(given) if len(given) == 2 else ", ".join(given)
+        raise ValueError(f"give exactly one of {listed}")
+
+
+def image_url_fits(url: object | None) -> None:
+    """A photo's URL no longer than every provider takes (MAX_IMAGE_URL_LENGTH)."""
+    if url is not None and len(str(url)) > MAX_IMAGE_URL_LENGTH:
+        raise ValueError(f"image_url is longer than {MAX_IMAGE_URL_LENGTH} characters")
+
+
 def key_owner(api_key_id: str) -> str:
     """The owner of the jobs an API key asks for, by the key's id."""
     if not re.fullmatch(API_KEY_ID_PATTERN, api_key_id):
@@ -175,6 +189,11 @@ class Refused(Exception):
     def error(self) -> JobError:
         return JobError(code=self.code, message=self.message)
 
+    @classmethod
+    def field(cls, name: str, reason: str, code: str = "invalid_request") -> Refused:
+        """A request refused for one field."""
+        return cls(code, "the request is invalid", (Problem(name, reason),))
+
 
 @dataclass(frozen=True)
 class NewJob:
@@ -223,8 +242,7 @@ class Job(BaseModel):
     metadata: Metadata = Field(default_factory=dict)
     webhook_url: str | None = None
     webhook: WebhookState | None = None
-    # None only on records made before owners were recorded (see `readable_by`).
-    owner: Owner | None = None
+    owner: Owner
     batch_id: str | None = None
     batch_item: int | None = None
     created_at: datetime
@@ -232,10 +250,5 @@ class Job(BaseModel):
     expires_at: int
 
     def readable_by(self, owner: str) -> bool:
-        """Whether `owner` may read this job: its own jobs, and the stack's. A record from
-        before owners were recorded is the stack's if the inbox made it; an API job's key
-        was never recorded, so no key may read it."""
-        recorded = self.owner
-        if recorded is None and self.trigger != "api":
-            recorded = STACK_OWNER
-        return recorded is not None and recorded in (owner, STACK_OWNER)
+        """Whether `owner` may read this job: its own jobs, and the stack's."""
+        return self.owner in (owner, STACK_OWNER)

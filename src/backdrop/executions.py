@@ -5,12 +5,13 @@ Work refused before it starts is recorded and announced as a failed job."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from backdrop import aws, outcomes, telemetry
-from backdrop.config import Settings
+from backdrop.config import OutcomeSettings, StartSettings
 from backdrop.domain import Job, JobError, JobStatus, NewJob
 from backdrop.jobs import JobStore
 from backdrop.observability import logger
@@ -18,7 +19,7 @@ from backdrop.providers import registry
 from backdrop.providers.base import Mode
 
 
-def start(new: NewJob, *, settings: Settings, jobs: JobStore) -> Job:
+def start(new: NewJob, *, settings: StartSettings, jobs: JobStore) -> Job:
     job, created = jobs.create(new)
     if not created and job.status is not JobStatus.QUEUED:
         logger.info("job already started", extra={"job_id": job.id, "status": job.status.value})
@@ -26,19 +27,25 @@ def start(new: NewJob, *, settings: Settings, jobs: JobStore) -> Job:
     # A queued job that exists already is one whose start failed half-way: start it again
     # (the execution name makes a second start a no-op). Any other failure is raised with
     # the job left queued, so a redelivery starts it; the API fails it (`fail`).
+    if not start_once(settings.state_machine_arn, job.id, workflow_input(job)):
+        logger.info("execution already exists", extra={"job_id": job.id})
+        return job
+    telemetry.emit("JobsStarted", 1, provider=job.provider)
+    return job
+
+
+def start_once(machine_arn: str | None, name: str, workflow_input: Mapping[str, Any]) -> bool:
+    """Start the execution `name` of a state machine (a job's or a batch's id): False if it
+    exists already, so a repeated start starts nothing new. Any other failure is raised."""
     try:
         aws.client("stepfunctions").start_execution(
-            stateMachineArn=settings.state_machine_arn,
-            name=job.id,
-            input=json.dumps(workflow_input(job)),
+            stateMachineArn=machine_arn, name=name, input=json.dumps(workflow_input)
         )
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
-            logger.info("execution already exists", extra={"job_id": job.id})
-            return job
+            return False
         raise
-    telemetry.emit("JobsStarted", 1, provider=job.provider)
-    return job
+    return True
 
 
 def workflow_input(job: Job) -> dict[str, Any]:
@@ -58,7 +65,7 @@ def execution_arn(machine_arn: str | None, name: str) -> str:
     return f"{machine.replace(':stateMachine:', ':execution:')}:{name}"
 
 
-def fail(job_id: str, error: JobError, *, settings: Settings, jobs: JobStore) -> Job:
+def fail(job_id: str, error: JobError, *, settings: OutcomeSettings, jobs: JobStore) -> Job:
     """Fail a job that never reached the workflow, and announce it as the workflow would.
     Calling it again announces again: events are at-least-once, a lost one is worse."""
     job = jobs.mark_failed(job_id, error)
@@ -66,7 +73,7 @@ def fail(job_id: str, error: JobError, *, settings: Settings, jobs: JobStore) ->
     return job
 
 
-def refuse(new: NewJob, error: JobError, *, settings: Settings, jobs: JobStore) -> Job:
+def refuse(new: NewJob, error: JobError, *, settings: OutcomeSettings, jobs: JobStore) -> Job:
     """Record a job that cannot start (bad options, an image the provider would refuse) as
     failed, and announce it like any other failure. A redelivery announces it again, in
     case the first announcement failed."""
@@ -76,7 +83,7 @@ def refuse(new: NewJob, error: JobError, *, settings: Settings, jobs: JobStore) 
     return fail(job.id, error, settings=settings, jobs=jobs)
 
 
-def cancel(job: Job, *, settings: Settings, jobs: JobStore) -> Job:
+def cancel(job: Job, *, settings: StartSettings, jobs: JobStore) -> Job:
     """Cancel a job that has not finished: mark it first (from then on no task's write can
     finish it), then stop its execution, then announce it. Canceling it again announces it
     again (a lost announcement is worse than a repeated one). JobConflict if it ended

@@ -169,10 +169,11 @@ def fetch_url_refusal(scheme: str, host: str, *, allow_loopback: bool) -> str | 
 
 
 def user_url_refusal(scheme: str, host: str, *, allow_loopback: bool) -> str | None:
-    """Why a URL a caller gives for a provider to fetch is refused, or None. A syntactic
-    check, no DNS (the provider resolves and fetches it, not us): https, a public-looking
-    host name, no IP address. Where loopback is allowed (the local stack), a loopback
-    address over http or https passes too: the local AWS endpoint's presigned URLs."""
+    """Why a URL a caller gives (for a provider to fetch, or as a webhook) is refused, or
+    None. A syntactic check, no DNS (for a provider's fetch, the provider resolves it, not
+    us): https, a public-looking host name, no IP address. Where loopback is allowed (the
+    local stack), a loopback address passes too: the local AWS endpoint's presigned URLs,
+    a local webhook receiver."""
     if _loopback_literal(host, allow_loopback):
         return None
     if scheme != "https":
@@ -206,17 +207,9 @@ def webhook_url_refusal(url: str, *, allow_private: bool, resolve: bool = True) 
         return "has no host"
     if parts.username is not None or parts.password is not None:
         return "must not carry credentials"
-    if _loopback_literal(host, allow_private):
-        return None
-    if parts.scheme != "https":
-        return "must be an https URL"
-    if ip_literal(host) is not None:
-        return "must name a host, not an IP address"
-    reason = name_refusal(host)
-    if reason is not None:
-        return f"must name a public host: {reason}"
-    if not resolve:
-        return None
+    reason = user_url_refusal(parts.scheme, host, allow_loopback=allow_private)
+    if reason is not None or not resolve:
+        return reason
     try:
         checked_addresses(host, port, allow_loopback=allow_private)
     except FetchBlocked as exc:

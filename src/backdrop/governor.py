@@ -17,6 +17,9 @@ The provider's own signals win: a 429 pauses the whole bucket until its reset ti
 remaining-requests figure below the bucket's count lowers it. A missing or unreadable item
 is recreated; DynamoDB throttling the table, or too many writers at once, is a short wait,
 never a failed job.
+
+The rules (Governor) see the buckets through stores.BucketStore: DynamoBuckets here,
+tests/fakes.py's MemoryBuckets in tests.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -34,14 +37,14 @@ from botocore.exceptions import ClientError
 
 from backdrop import aws
 from backdrop.observability import logger
+from backdrop.stores import ANY, NO_ITEM, Bucket, BucketStore, Expected, StoreBusy
 
 # A job's polls, learned per provider: the share of the limit new work leaves them. Polls
 # take precedence over new work at the bucket whatever the share; the least share (2 %) is
 # headroom for calls the lane does not count (a retry of a provider that was down), so new
-# work seldom finds its turn without a token. Turns are kept to the fraction of a second
-# (provider_tasks.SLEEP_BELOW_SECONDS), so rounding needs none; 5 % left jobs that never
-# poll at 95 % of a limit that is paid for (bench/batch.py, 1,000 images at 300/min: 230 to
-# 235 s at 5 %, 224 s at 2 %).
+# work seldom finds its turn without a token; and small, since jobs that never poll leave
+# it unused, of a limit that is paid for. Turns are kept to the fraction of a second
+# (provider_tasks.SLEEP_BELOW_SECONDS), so rounding needs none.
 _POLL_SHARE_BOUNDS = (0.02, 0.8)
 _SMOOTHING = 0.1  # weight of one finished job in the running average of polls per job
 _RECENT = 40  # job durations kept per provider, for the poll schedule
@@ -93,10 +96,6 @@ class Turn:
     reserved: bool = True
 
 
-class _Busy(Exception):
-    """Too many writers at once, or DynamoDB throttling the table: come back shortly."""
-
-
 class QueueDeadlinePassed(Exception):
     """New work's turn would come after its deadline; nothing was reserved."""
 
@@ -106,45 +105,31 @@ class QueueDeadlinePassed(Exception):
         self.deadline = deadline
 
 
-# What a write expects to find: no item yet, any item (replacing an unreadable one), or the
-# version it read.
-_NO_ITEM = "none"
-_ANY = "any"
-_Expected = int | str
-_FIELDS = ("tokens", "updated", "paused_until", "next_turn", "polls_per_job")
+def _new_bucket(limit: Limit, now: float) -> Bucket:
+    return Bucket(float(limit.burst), now, 0.0, now, limit.expected_polls, 0)
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-    paused_until: float
-    next_turn: float
-    polls_per_job: float
-    version: int
-    recent: list[float] = field(default_factory=list)
+def _refill(bucket: Bucket, limit: Limit, now: float) -> None:
+    if now > bucket.updated:
+        bucket.tokens = min(limit.burst, bucket.tokens + (now - bucket.updated) * limit.per_second)
+        bucket.updated = now
 
-    @classmethod
-    def new(cls, limit: Limit, now: float) -> _Bucket:
-        return cls(float(limit.burst), now, 0.0, now, limit.expected_polls, 0)
 
-    def refill(self, limit: Limit, now: float) -> None:
-        if now > self.updated:
-            self.tokens = min(limit.burst, self.tokens + (now - self.updated) * limit.per_second)
-            self.updated = now
-
-    def lane_rate(self, limit: Limit) -> float:
-        """New work's share of the limit: what the polls its jobs will make leave over."""
-        if not limit.polled:
-            return limit.per_second
-        share = self.polls_per_job / (1 + self.polls_per_job)
-        low, high = _POLL_SHARE_BOUNDS
-        return limit.per_second * (1 - min(high, max(low, share)))
+def _lane_rate(bucket: Bucket, limit: Limit) -> float:
+    """New work's share of the limit: what the polls its jobs will make leave over."""
+    if not limit.polled:
+        return limit.per_second
+    share = bucket.polls_per_job / (1 + bucket.polls_per_job)
+    low, high = _POLL_SHARE_BOUNDS
+    return limit.per_second * (1 - min(high, max(low, share)))
 
 
 class Governor:
-    def __init__(self, table: str, clock: Any = time.time) -> None:
-        self._table = table
+    """The one copy of the governor's rules, over any BucketStore: DynamoBuckets(table) in
+    the functions, MemoryBuckets() (tests/fakes.py) in tests."""
+
+    def __init__(self, buckets: BucketStore, *, clock: Callable[[], float] = time.time) -> None:
+        self._buckets = buckets
         self._clock = clock
 
     # -- what callers do ---------------------------------------------------------------
@@ -153,7 +138,7 @@ class Governor:
         """Tokens for work the provider has accepted: always granted, the wait (if any) is
         until they exist. The caller waits, then goes without asking again."""
 
-        def change(bucket: _Bucket, now: float) -> Grant:
+        def change(bucket: Bucket, now: float) -> Grant:
             paused = bucket.paused_until - now
             if paused > 0:
                 return Grant(0, paused)  # nothing taken: the provider said stop
@@ -166,7 +151,7 @@ class Governor:
         """Up to `count` tokens for new work, only while the bucket has them: paid work's
         debt is repaid first. The wait says when the next one will be there."""
 
-        def change(bucket: _Bucket, now: float) -> Grant:
+        def change(bucket: Bucket, now: float) -> Grant:
             paused = bucket.paused_until - now
             if paused > 0:
                 return Grant(0, paused)
@@ -182,16 +167,16 @@ class Governor:
         """Reserve new work's turn for `count` calls on the provider's lane. Raises
         QueueDeadlinePassed, reserving nothing, if the turn would come after `deadline`."""
 
-        def change(bucket: _Bucket, now: float) -> Turn:
+        def change(bucket: Bucket, now: float) -> Turn:
             at = max(now, bucket.next_turn, bucket.paused_until)
             if at > deadline:
                 raise QueueDeadlinePassed(at, deadline)
-            bucket.next_turn = at + count / bucket.lane_rate(limit)
+            bucket.next_turn = at + count / _lane_rate(bucket, limit)
             return Turn(wait=at - now)
 
         try:
             return self._update(provider, limit, change)
-        except _Busy:
+        except StoreBusy:
             return Turn(wait=_busy_wait(), reserved=False)
 
     def pause(self, provider: str, limit: Limit, seconds: float | None) -> float:
@@ -199,12 +184,12 @@ class Governor:
         Returns the pause applied."""
         pause = _clamp(seconds)
 
-        def change(bucket: _Bucket, now: float) -> None:
+        def change(bucket: Bucket, now: float) -> None:
             bucket.paused_until = max(bucket.paused_until, now + pause)
             bucket.tokens = min(bucket.tokens, 0.0)
 
         logger.warning("provider rate limit hit", extra={"provider": provider, "pause": pause})
-        with suppress(_Busy):  # the caller waits its pause whether or not it was recorded
+        with suppress(StoreBusy):  # the caller waits its pause whether or not it was recorded
             self._update(provider, limit, change)
         return pause
 
@@ -214,74 +199,80 @@ class Governor:
         if available is None or available < 0 or available >= limit.burst:
             return
 
-        def change(bucket: _Bucket, now: float) -> None:
+        def change(bucket: Bucket, now: float) -> None:
             bucket.tokens = min(bucket.tokens, float(available))
 
-        with suppress(_Busy):  # a hint: the next one will do
+        with suppress(StoreBusy):  # a hint: the next one will do
             self._update(provider, limit, change)
 
     def record_job(self, provider: str, limit: Limit, seconds: float, polls: int) -> None:
         """A job of this provider finished `seconds` after it was submitted, after `polls`
         polls: learn the poll share, and keep the time for the poll schedule."""
 
-        def change(bucket: _Bucket, now: float) -> None:
+        def change(bucket: Bucket, now: float) -> None:
             bucket.polls_per_job += _SMOOTHING * (max(0, polls) - bucket.polls_per_job)
             bucket.recent = [*bucket.recent, max(0.0, seconds)][-_RECENT:]
 
-        with suppress(_Busy):  # one job's figures: the averages do without them
+        with suppress(StoreBusy):  # one job's figures: the averages do without them
             self._update(provider, limit, change)
 
     def recent(self, provider: str) -> list[float]:
         """How long this provider's latest jobs took, oldest first (may be empty)."""
-        item = (
-            aws.client("dynamodb")
-            .get_item(TableName=self._table, Key={"provider": {"S": provider}})
-            .get("Item", {})
-        )
-        return _durations(item)
+        return self._buckets.recent(provider)
 
-    # -- the item ----------------------------------------------------------------------
+    # -- the bucket --------------------------------------------------------------------
 
     def _granted(
-        self, provider: str, limit: Limit, change: Callable[[_Bucket, float], Grant]
+        self, provider: str, limit: Limit, change: Callable[[Bucket, float], Grant]
     ) -> Grant:
         try:
             return self._update(provider, limit, change)
-        except _Busy:
+        except StoreBusy:
             return Grant(0, _busy_wait())
 
-    def _update(self, provider: str, limit: Limit, change: Callable[[_Bucket, float], T]) -> T:
+    def _update(self, provider: str, limit: Limit, change: Callable[[Bucket, float], T]) -> T:
         """Read the bucket, apply `change`, write it back if nobody else did meanwhile.
-        Raises _Busy when that does not succeed in a few tries, or DynamoDB throttles."""
+        Raises StoreBusy when that does not succeed in a few tries, or the store is busy."""
         for attempt in range(_WRITE_ATTEMPTS):
             if attempt:  # another writer won: step aside a few milliseconds, not seconds
                 time.sleep(random.uniform(0, _COLLISION_BACKOFF * attempt))
             now = self._clock()
-            try:
-                bucket, expected = self._read(provider, limit, now)
-                bucket.refill(limit, now)
-                answer = change(bucket, now)
-                if self._write(provider, bucket, expected):
-                    return answer
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] not in _THROTTLED_CODES:
-                    raise
-                logger.warning("rate governor table throttled", extra={"provider": provider})
-                raise _Busy from exc
+            bucket, expected = self._buckets.read(provider)
+            if bucket is None:  # none yet, or unreadable: a full one
+                bucket = _new_bucket(limit, now)
+            else:  # a limit lowered by a deploy takes effect at once
+                bucket.tokens = min(bucket.tokens, float(limit.burst))
+            _refill(bucket, limit, now)
+            answer = change(bucket, now)
+            if self._buckets.write(provider, bucket, expected):
+                return answer
         logger.warning("rate governor contended", extra={"provider": provider})
-        raise _Busy
+        raise StoreBusy
 
-    def _read(self, provider: str, limit: Limit, now: float) -> tuple[_Bucket, _Expected]:
-        """The bucket, and what the write must find: no item, this version, or anything
-        (an unreadable item is replaced whatever it holds)."""
-        answer = aws.client("dynamodb").get_item(
-            TableName=self._table, Key={"provider": {"S": provider}}, ConsistentRead=True
-        )
+
+_FIELDS = ("tokens", "updated", "paused_until", "next_turn", "polls_per_job")
+
+
+class DynamoBuckets:
+    """The buckets in a DynamoDB table, one item per provider, each write conditional on
+    the version read. DynamoDB throttling the table is StoreBusy."""
+
+    def __init__(self, table: str) -> None:
+        self._table = table
+
+    def read(self, provider: str) -> tuple[Bucket | None, Expected]:
+        try:
+            answer = aws.client("dynamodb").get_item(
+                TableName=self._table, Key={"provider": {"S": provider}}, ConsistentRead=True
+            )
+        except ClientError as exc:
+            _busy_if_throttled(exc, provider)
+            raise
         item = answer.get("Item")
         if item is None:
-            return _Bucket.new(limit, now), _NO_ITEM
+            return None, NO_ITEM
         try:
-            bucket = _Bucket(
+            bucket = Bucket(
                 **{name: float(item[name]["N"]) for name in _FIELDS},
                 version=int(item["version"]["N"]),
                 recent=_durations(item),
@@ -289,22 +280,21 @@ class Governor:
             if not all(math.isfinite(getattr(bucket, name)) for name in _FIELDS):
                 raise ValueError("not a finite number")
         except (KeyError, ValueError, TypeError):
+            # Replaced by a write whatever it holds: an item nobody can use blocks nobody.
             logger.warning("rate governor item unreadable: recreated", extra={"item": item})
-            return _Bucket.new(limit, now), _ANY
-        # A limit lowered by a deploy takes effect at once.
-        bucket.tokens = min(bucket.tokens, float(limit.burst))
+            return None, ANY
         return bucket, bucket.version
 
-    def _write(self, provider: str, bucket: _Bucket, expected: _Expected) -> bool:
+    def write(self, provider: str, bucket: Bucket, expected: Expected) -> bool:
         values = {name: getattr(bucket, name) for name in _FIELDS}
         item: dict[str, Any] = {"provider": {"S": provider}}
         item |= {k: {"N": _number(v)} for k, v in values.items()}
         item["version"] = {"N": str(bucket.version + 1)}
         item["recent"] = {"L": [{"N": _number(v)} for v in bucket.recent]}
         condition: dict[str, Any] = {}
-        if expected == _NO_ITEM:
+        if expected == NO_ITEM:
             condition = {"ConditionExpression": "attribute_not_exists(provider)"}
-        elif expected != _ANY:
+        elif expected != ANY:
             condition = {
                 "ConditionExpression": "#v = :v",
                 "ExpressionAttributeNames": {"#v": "version"},
@@ -315,8 +305,23 @@ class Governor:
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False  # someone else wrote first: read again
+            _busy_if_throttled(exc, provider)
             raise
         return True
+
+    def recent(self, provider: str) -> list[float]:
+        item = (
+            aws.client("dynamodb")
+            .get_item(TableName=self._table, Key={"provider": {"S": provider}})
+            .get("Item", {})
+        )
+        return _durations(item)
+
+
+def _busy_if_throttled(exc: ClientError, provider: str) -> None:
+    if exc.response["Error"]["Code"] in _THROTTLED_CODES:
+        logger.warning("rate governor table throttled", extra={"provider": provider})
+        raise StoreBusy from exc
 
 
 def _durations(item: dict[str, Any]) -> list[float]:

@@ -6,7 +6,7 @@ cannot fix."""
 from __future__ import annotations
 
 from backdrop import executions, inbox_options, storage
-from backdrop.config import Settings
+from backdrop.config import InboxSettings
 from backdrop.domain import ImageSource, Job, JobStatus
 from backdrop.jobs import JobNotFound, JobStore, source_job_id
 from backdrop.observability import logger
@@ -20,7 +20,7 @@ def handle(
     version_id: str | None,
     etag: str,
     size: int | None,
-    settings: Settings,
+    settings: InboxSettings,
     jobs: JobStore,
 ) -> Job | None:
     """Start (or refuse) the job for one version of one object; None if there is nothing to

@@ -7,7 +7,7 @@ from __future__ import annotations
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 
-from backdrop.config import Settings
+from backdrop.config import InboxSettings
 from backdrop.domain import Problem
 from backdrop.observability import logger
 from backdrop.plan import Layer
@@ -25,13 +25,13 @@ METADATA_OPTIONS = {
 _FIELD_METADATA = {field: f"x-amz-meta-{name}" for name, field in METADATA_OPTIONS.items()}
 
 
-def preset_name(key: str, settings: Settings) -> str | None:
+def preset_name(key: str, settings: InboxSettings) -> str | None:
     """The preset named by the image's first folder; any other folder is just a folder."""
     folder, slash, _ = key.removeprefix(INBOX_PREFIX).partition("/")
     return folder if slash and folder in settings.inbox_presets else None
 
 
-def layers(key: str, metadata: dict[str, str], settings: Settings) -> tuple[Layer, ...]:
+def layers(key: str, metadata: dict[str, str], settings: InboxSettings) -> tuple[Layer, ...]:
     """The image's metadata, then its folder's preset, if it has one."""
     values, problems = _from_metadata(metadata)
     found = [Layer(values, lambda field: _FIELD_METADATA[field], problems)]

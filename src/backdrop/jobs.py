@@ -1,11 +1,13 @@
 """Job records in DynamoDB. Every status change is a conditional write, so a job
-only moves forward (queued -> running -> succeeded | failed) and retries are harmless."""
+only moves forward (queued -> running -> succeeded | failed) and retries are harmless.
+The transitions (JobTransitions) are shared with the in-memory records of tests/fakes.py."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,7 +17,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from backdrop import aws
-from backdrop.config import Settings
+from backdrop.config import JobSettings
 from backdrop.domain import (
     STACK_OWNER,
     Job,
@@ -34,10 +36,8 @@ from backdrop.domain import (
 #               contiguous range of it, as LIST_KEY starts with the owner.
 # LIST_KEY is "<owner>#<position>", a position being the creation time and the job id
 # (`position`). Neither attribute changes after create, so no transition maintains them
-# (by-status follows `status`, which every transition sets anyway). The attribute names are
-# from before owners, when every job shared the partition "job" and LIST_KEY was the bare
-# position: the indexes kept their keys, so owners needed no index rebuilt. Records from
-# then are in no owner's partition or range: no listing shows them.
+# (by-status follows `status`, which every transition sets anyway). The two attributes'
+# names are the indexes' keys in template.yaml: renaming one would rebuild its index.
 # by-batch: partitioned by batch_id (only jobs a batch made have one), sorted by LIST_KEY:
 #            a batch's jobs, in creation order (GET /v1/generations?batch_id=).
 BY_CREATED_INDEX = "by-created"
@@ -86,18 +86,29 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class JobStore:
-    def __init__(self, settings: Settings) -> None:
-        self._table_name = settings.jobs_table
-        self._ttl = timedelta(days=settings.job_ttl_days)
+class JobTransitions(ABC):
+    """How a job's record changes, wherever it is kept: each status change is conditional
+    on the status it finds (`_set_status_if`), and repeating one is harmless."""
 
-    def create(self, new: NewJob) -> tuple[Job, bool]:
-        """Record a queued job. Returns the job and whether this call created it; a job
-        that already exists is returned as it is (the caller is a redelivery)."""
+    def __init__(self, *, ttl: timedelta) -> None:
+        self._ttl = ttl
+
+    @abstractmethod
+    def get(self, job_id: str) -> Job:
+        """The job; JobNotFound for an unknown id."""
+
+    @abstractmethod
+    def _set_status_if(
+        self, job_id: str, allowed_from: tuple[JobStatus, ...], values: dict[str, Any]
+    ) -> bool:
+        """Set `values` (JSON values by field) on the job if its status is one of
+        `allowed_from`; False, writing nothing, if it is not or no job has this id."""
+
+    def _queued(self, new: NewJob) -> Job:
+        """The record a new job starts with."""
         now = _now()
-        job_id = new.id
         planned = {f.name: getattr(new, f.name) for f in fields(new)}
-        job = Job(
+        return Job(
             **planned,
             webhook=WebhookState() if new.webhook_url else None,
             status=JobStatus.QUEUED,
@@ -105,7 +116,97 @@ class JobStore:
             updated_at=now,
             expires_at=int((now + self._ttl).timestamp()),
         )
-        listing = {LIST_PARTITION: new.owner, LIST_KEY: f"{new.owner}#{position(now, job_id)}"}
+
+    def get_for(self, job_id: str, reader: str) -> Job:
+        """The job, if `reader` (an owner) may read it (Job.readable_by); JobNotFound
+        otherwise, exactly as for an id no job has."""
+        job = self.get(job_id)
+        if not job.readable_by(reader):
+            raise JobNotFound(job_id)
+        return job
+
+    def mark_running(
+        self, job_id: str, provider_job_id: str | None, provider_urls: tuple[str, ...] = ()
+    ) -> None:
+        """Record the provider's id for the job (None for a synchronous provider), and its
+        results if it answered them at once; only a queued job can start."""
+        self._transition(
+            job_id,
+            allowed_from=(JobStatus.QUEUED,),
+            to=JobStatus.RUNNING,
+            values={"provider_job_id": provider_job_id, "provider_urls": list(provider_urls)},
+        )
+
+    def mark_succeeded(self, job_id: str, results: list[ResultImage]) -> None:
+        self._transition(
+            job_id,
+            allowed_from=(JobStatus.RUNNING,),
+            to=JobStatus.SUCCEEDED,
+            values={"results": [r.model_dump(mode="json") for r in results]},
+        )
+
+    def mark_failed(self, job_id: str, error: JobError) -> Job:
+        """Fail a job that has not finished. Failing a failed job again changes nothing,
+        nor does failing a canceled one (its workflow, stopped, may still be finishing a
+        task); a succeeded job stays succeeded (JobConflict)."""
+        try:
+            self._transition(
+                job_id,
+                allowed_from=(JobStatus.QUEUED, JobStatus.RUNNING),
+                to=JobStatus.FAILED,
+                values={"error": error.model_dump(mode="json")},
+            )
+        except JobConflict:
+            job = self.get(job_id)
+            if job.status not in (JobStatus.FAILED, JobStatus.CANCELED):
+                raise
+            return job
+        return self.get(job_id)
+
+    def mark_canceled(self, job_id: str, reason: JobError) -> Job:
+        """Cancel a job that has not finished (JobConflict otherwise). Once canceled, no
+        task's later write (running, succeeded, failed) can change it."""
+        self._transition(
+            job_id,
+            allowed_from=(JobStatus.QUEUED, JobStatus.RUNNING),
+            to=JobStatus.CANCELED,
+            values={"error": reason.model_dump(mode="json")},
+        )
+        return self.get(job_id)
+
+    def _transition(
+        self,
+        job_id: str,
+        *,
+        allowed_from: tuple[JobStatus, ...],
+        to: JobStatus,
+        values: dict[str, Any],
+    ) -> None:
+        values = {**values, "status": to.value, "updated_at": _now().isoformat()}
+        if self._set_status_if(job_id, allowed_from, values):
+            return
+        current = self.get(job_id)  # raises JobNotFound for an unknown id
+        if current.status is to and _matches(current, values):
+            return  # the same change again: a retried task, nothing to do
+        raise JobConflict(f"job {job_id} is {current.status.value}, cannot become {to.value}")
+
+
+class JobStore(JobTransitions):
+    """The job records in DynamoDB, one item per job, listed by the indexes above."""
+
+    def __init__(self, settings: JobSettings) -> None:
+        super().__init__(ttl=timedelta(days=settings.job_ttl_days))
+        self._table_name = settings.jobs_table
+
+    def create(self, new: NewJob) -> tuple[Job, bool]:
+        """Record a queued job. Returns the job and whether this call created it; a job
+        that already exists is returned as it is (the caller is a redelivery)."""
+        job = self._queued(new)
+        job_id = job.id
+        listing = {
+            LIST_PARTITION: new.owner,
+            LIST_KEY: f"{new.owner}#{position(job.created_at, job_id)}",
+        }
         try:
             aws.client("dynamodb").put_item(
                 TableName=self._table_name,
@@ -143,14 +244,6 @@ class JobStore:
                     found[job.id] = job
                 keys = answer.get("UnprocessedKeys", {}).get(self._table_name, {}).get("Keys", [])
         return found
-
-    def get_for(self, job_id: str, reader: str) -> Job:
-        """The job, if `reader` (an owner) may read it (Job.readable_by); JobNotFound
-        otherwise, exactly as for an id no job has."""
-        job = self.get(job_id)
-        if not job.readable_by(reader):
-            raise JobNotFound(job_id)
-        return job
 
     def list_page(
         self,
@@ -248,18 +341,6 @@ class JobStore:
                 break
         return found[:count]
 
-    def mark_running(
-        self, job_id: str, provider_job_id: str | None, provider_urls: tuple[str, ...] = ()
-    ) -> None:
-        """Record the provider's id for the job (None for a synchronous provider), and its
-        results if it answered them at once; only a queued job can start."""
-        self._transition(
-            job_id,
-            allowed_from=(JobStatus.QUEUED,),
-            to=JobStatus.RUNNING,
-            values={"provider_job_id": provider_job_id, "provider_urls": list(provider_urls)},
-        )
-
     def mark_submitting(self, job_id: str) -> bool:
         """Record that a paid submit is about to be sent. False if one already was, and its
         outcome was never recorded (a crash between the provider's answer and the record):
@@ -281,43 +362,6 @@ class JobStore:
             UpdateExpression="REMOVE #s",
             ExpressionAttributeNames={"#s": "submitting_since"},
         )
-
-    def mark_succeeded(self, job_id: str, results: list[ResultImage]) -> None:
-        self._transition(
-            job_id,
-            allowed_from=(JobStatus.RUNNING,),
-            to=JobStatus.SUCCEEDED,
-            values={"results": [r.model_dump(mode="json") for r in results]},
-        )
-
-    def mark_failed(self, job_id: str, error: JobError) -> Job:
-        """Fail a job that has not finished. Failing a failed job again changes nothing,
-        nor does failing a canceled one (its workflow, stopped, may still be finishing a
-        task); a succeeded job stays succeeded (JobConflict)."""
-        try:
-            self._transition(
-                job_id,
-                allowed_from=(JobStatus.QUEUED, JobStatus.RUNNING),
-                to=JobStatus.FAILED,
-                values={"error": error.model_dump(mode="json")},
-            )
-        except JobConflict:
-            job = self.get(job_id)
-            if job.status not in (JobStatus.FAILED, JobStatus.CANCELED):
-                raise
-            return job
-        return self.get(job_id)
-
-    def mark_canceled(self, job_id: str, reason: JobError) -> Job:
-        """Cancel a job that has not finished (JobConflict otherwise). Once canceled, no
-        task's later write (running, succeeded, failed) can change it."""
-        self._transition(
-            job_id,
-            allowed_from=(JobStatus.QUEUED, JobStatus.RUNNING),
-            to=JobStatus.CANCELED,
-            values={"error": reason.model_dump(mode="json")},
-        )
-        return self.get(job_id)
 
     def record_webhook(self, job_id: str, state: WebhookState) -> None:
         """Record how the job's own webhook went. Once delivered it stays so; otherwise a
@@ -363,15 +407,9 @@ class JobStore:
             raise
         return True
 
-    def _transition(
-        self,
-        job_id: str,
-        *,
-        allowed_from: tuple[JobStatus, ...],
-        to: JobStatus,
-        values: dict[str, Any],
-    ) -> None:
-        values = {**values, "status": to.value, "updated_at": _now().isoformat()}
+    def _set_status_if(
+        self, job_id: str, allowed_from: tuple[JobStatus, ...], values: dict[str, Any]
+    ) -> bool:
         names = {f"#{field}": field for field in values}
         placeholders = {f":{field}": to_attr(value) for field, value in values.items()}
         allowed = {f":from{i}": {"S": status.value} for i, status in enumerate(allowed_from)}
@@ -387,12 +425,8 @@ class JobStore:
         except ClientError as exc:
             if not is_condition_failure(exc):
                 raise
-            current = self.get(job_id)  # raises JobNotFound for an unknown id
-            if current.status is to and _matches(current, values):
-                return  # the same change again: a retried task, nothing to do
-            raise JobConflict(
-                f"job {job_id} is {current.status.value}, cannot become {to.value}"
-            ) from exc
+            return False
+        return True
 
 
 def _matches(job: Job, values: dict[str, Any]) -> bool:

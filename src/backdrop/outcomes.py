@@ -4,12 +4,12 @@ an inbox job's folder shows only its own results, then its manifest, then its ev
 from __future__ import annotations
 
 from backdrop import events, manifests, storage, telemetry
-from backdrop.config import Settings
+from backdrop.config import OutcomeSettings
 from backdrop.domain import Job, JobStatus
 from backdrop.observability import logger
 
 
-def announce(job: Job, settings: Settings) -> None:
+def announce(job: Job, settings: OutcomeSettings) -> None:
     """Safe to repeat (a retried task, a redelivered notification): the same files are
     written again, and the event is sent again (events are at-least-once)."""
     if job.trigger in ("inbox", "batch") and job.source.key is not None:

@@ -9,25 +9,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from backdrop import images, storage
-from backdrop.config import Settings
+from backdrop.config import PlanSettings
+from backdrop.contracts.options import OptionLayer
+from backdrop.contracts.requests import GenerationRequest
 from backdrop.domain import (
-    MAX_SEED,
-    OUTPUT_SIZE_PATTERN,
     STACK_OWNER,
     GenerationOptions,
     GuidanceSource,
-    ImageFormat,
     ImageSource,
-    ModelVersion,
     NewJob,
     Problem,
-    ProviderName,
-    ReferenceBox,
     Refused,
     Trigger,
 )
@@ -44,39 +40,6 @@ UPLOAD_TYPES: dict[str, str] = {
     "text/csv": "csv",
     "application/x-ndjson": "jsonl",
 }
-
-
-# Spellings people use for the formats we name JPG, PNG and WEBP.
-_FORMAT_ALIASES = {"JPEG": "JPG"}
-
-
-def _format(value: Any) -> Any:
-    if isinstance(value, str):
-        upper = value.strip().upper()
-        return _FORMAT_ALIASES.get(upper, upper)
-    return value
-
-
-def _provider(value: Any) -> Any:
-    return value.strip().lower() if isinstance(value, str) else value
-
-
-class OptionLayer(BaseModel):
-    """Options as one source gives them (a request, object metadata, a preset): any may be
-    missing, and a more specific layer wins field by field."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    provider: Annotated[ProviderName | None, BeforeValidator(_provider)] = None
-    prompt: str | None = Field(default=None, min_length=1, max_length=1000)
-    negative_prompt: str | None = Field(default=None, max_length=1000)
-    count: int | None = Field(default=None, ge=1, le=10)
-    format: Annotated[ImageFormat | None, BeforeValidator(_format)] = None
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
-    expand_prompt: bool | None = None
-    model: ModelVersion | None = None
-    reference_box: ReferenceBox | None = None
-    output_size: str | None = Field(default=None, pattern=OUTPUT_SIZE_PATTERN)
 
 
 def _as_given(name: str) -> str:
@@ -134,13 +97,13 @@ class PlanRefused(Refused):
         self.job = job
 
 
-def refusal(ask: Ask, refused: Refused, settings: Settings) -> PlanRefused:
+def refusal(ask: Ask, refused: Refused, settings: PlanSettings) -> PlanRefused:
     """A refusal decided before planning (a request that could not even be read), with the
     job as asked, to record and announce like any other."""
     return PlanRefused(refused, _as_asked(ask, ask.job_id or new_job_id(), settings))
 
 
-def _as_asked(ask: Ask, job_id: str, settings: Settings) -> NewJob:
+def _as_asked(ask: Ask, job_id: str, settings: PlanSettings) -> NewJob:
     """The job as far as it is planned: what a refusal records (the stack's defaults, until
     the options are known; the photo as given, until it is checked)."""
     return NewJob(
@@ -157,7 +120,7 @@ def _as_asked(ask: Ask, job_id: str, settings: Settings) -> NewJob:
     )
 
 
-def _stack_layer(settings: Settings) -> Layer:
+def _stack_layer(settings: PlanSettings) -> Layer:
     return Layer(
         {
             "provider": settings.default_provider,
@@ -169,13 +132,13 @@ def _stack_layer(settings: Settings) -> Layer:
     )
 
 
-def check_options(layers: tuple[Layer, ...], settings: Settings) -> GenerationOptions:
+def check_options(layers: tuple[Layer, ...], settings: PlanSettings) -> GenerationOptions:
     """What `layers` over the stack's defaults come to, or Refused: for work checked ahead
     of its jobs (a batch's options and manifest rows)."""
     return _options((*layers, _stack_layer(settings)), guided=False)[1]
 
 
-def plan(ask: Ask, settings: Settings) -> NewJob:
+def plan(ask: Ask, settings: PlanSettings) -> NewJob:
     """The new job for `ask`, or PlanRefused saying why there can be none."""
     job_id = ask.job_id or new_job_id()
     job = _as_asked(ask, job_id, settings)
@@ -255,7 +218,7 @@ def _check_place(ask: Ask) -> None:
         raise Refused("invalid_key", reason, (Problem(ask.photo.field, reason),))
 
 
-def _unchecked(photo: Photo, settings: Settings) -> ImageSource:
+def _unchecked(photo: Photo, settings: PlanSettings) -> ImageSource:
     """The photo's source as a refused job records it: nothing stored, nothing checked
     (inline bytes are never stored for a refusal; only their place is named)."""
     if photo.stored is not None:
@@ -265,7 +228,7 @@ def _unchecked(photo: Photo, settings: Settings) -> ImageSource:
     return ImageSource(bucket=settings.input_bucket, key=photo.upload_key or UPLOADS_PREFIX)
 
 
-def _source(photo: Photo, spec: ProviderSpec, settings: Settings) -> ImageSource:
+def _source(photo: Photo, spec: ProviderSpec, settings: PlanSettings) -> ImageSource:
     """Where the provider will find the photo, once it is known to be one it takes."""
     if photo.url is not None:
         return ImageSource(url=photo.url)
@@ -276,12 +239,8 @@ def _source(photo: Photo, spec: ProviderSpec, settings: Settings) -> ImageSource
         return photo.stored
     if photo.upload_key is not None:
         key = photo.upload_key
-        if not key.startswith(UPLOADS_PREFIX) or ".." in key:
-            raise _invalid(photo.field, "use the image_key answered by POST /v1/uploads")
-        if storage.object_size(settings.input_bucket, key, None) is None:
-            raise _invalid(
-                photo.field, "nothing has been uploaded with this key (or the upload has expired)"
-            )
+        check_upload_key(key, photo.field)
+        uploaded_size(key, photo.field, settings)
         _inspect(photo, spec, settings.input_bucket, key, None)
         return ImageSource(bucket=settings.input_bucket, key=key)
     assert photo.data is not None
@@ -303,5 +262,51 @@ def _inspect(
         raise Refused(exc.code, exc.message, (Problem(photo.field, exc.message),)) from None
 
 
-def _invalid(field_name: str, reason: str) -> Refused:
-    return Refused("invalid_request", "the request is invalid", (Problem(field_name, reason),))
+def check_upload_key(key: str, field_name: str) -> None:
+    """Refused unless `key` is one POST /v1/uploads answers: in its folder, no `..`."""
+    if not key.startswith(UPLOADS_PREFIX) or ".." in key:
+        raise Refused.field(field_name, "use the image_key answered by POST /v1/uploads")
+
+
+def uploaded_size(key: str, field_name: str, settings: PlanSettings) -> int:
+    """The size of what was uploaded with `key`; Refused if nothing is there (any more)."""
+    size = storage.object_size(settings.input_bucket, key, None)
+    if size is None:
+        raise Refused.field(
+            field_name, "nothing has been uploaded with this key (or the upload has expired)"
+        )
+    return size
+
+
+def asked(
+    request: GenerationRequest, *, trigger: Trigger, owner: str, job_id: str | None = None
+) -> Ask:
+    """What a request asks the plan for (the API's, and the events' too)."""
+    if request.image_url is not None:
+        photo = Photo(url=str(request.image_url), field="image_url")
+    elif request.image_key is not None:
+        photo = Photo(upload_key=request.image_key, field="image_key")
+    else:
+        part = "image" if request.image is not None else "image_base64"
+        photo = Photo(data=request.inline_image, field=part)
+    guidance = request.guidance
+    return Ask(
+        trigger=trigger,
+        photo=photo,
+        layers=(Layer(request.model_dump(include=_REQUEST_OPTIONS, exclude_none=True)),),
+        guidance=None
+        if guidance is None
+        else Photo(
+            url=str(guidance.image_url) if guidance.image_url else None,
+            upload_key=guidance.image_key,
+            field="guidance.image_key",
+        ),
+        guidance_scale=guidance.scale if guidance else 0.6,
+        metadata=request.metadata,
+        owner=owner,
+        job_id=job_id,
+        webhook_url=request.webhook_url,
+    )
+
+
+_REQUEST_OPTIONS = set(OptionLayer.model_fields)

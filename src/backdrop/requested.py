@@ -12,18 +12,16 @@ idempotency key (else the event's id): a redelivered or repeated event is the sa
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Self
+from typing import Any
 
 from pydantic import (
     BaseModel,
-    Field,
     ValidationError,
-    model_validator,
 )
 
 from backdrop import executions
-from backdrop.api.requests import GenerationRequest, UnresolvedWebhookUrl
-from backdrop.config import Settings
+from backdrop.config import StartSettings
+from backdrop.contracts.requests import RequestedGeneration
 from backdrop.domain import (
     MAX_IMAGE_URL_LENGTH,
     STACK_OWNER,
@@ -35,30 +33,14 @@ from backdrop.domain import (
 )
 from backdrop.jobs import JobStore
 from backdrop.observability import logger
-from backdrop.plan import Ask, Photo, PlanRefused, plan, refusal
-
-
-class RequestedGeneration(GenerationRequest):
-    """An event's detail: POST /v1/generations' fields, an image by URL or upload key."""
-
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
-    webhook_url: UnresolvedWebhookUrl | None = None
-
-    @model_validator(mode="after")
-    def _no_photo_inline(self) -> Self:
-        if self.inline_image is not None:
-            raise ValueError(
-                "an event cannot carry the photo: upload it (POST /v1/uploads) and give "
-                "image_key, or give image_url"
-            )
-        return self
+from backdrop.plan import Ask, Photo, PlanRefused, asked, plan, refusal
 
 
 def event_job_id(source: str, identity: str) -> str:
     return hashlib.sha256("\n".join(("event", source, identity)).encode()).hexdigest()[:32]
 
 
-def handle(event: dict[str, Any], *, settings: Settings, jobs: JobStore) -> Job:
+def handle(event: dict[str, Any], *, settings: StartSettings, jobs: JobStore) -> Job:
     detail = event.get("detail")
     fields = detail if isinstance(detail, dict) else {}
     key = fields.get("idempotency_key")
@@ -77,7 +59,7 @@ def handle(event: dict[str, Any], *, settings: Settings, jobs: JobStore) -> Job:
             settings,
         )
         return _refuse(refused, settings=settings, jobs=jobs)
-    ask = request.ask(trigger="event", owner=STACK_OWNER, job_id=job_id)
+    ask = asked(request, trigger="event", owner=STACK_OWNER, job_id=job_id)
     try:
         new = plan(ask, settings)
     except PlanRefused as exc:
@@ -87,7 +69,7 @@ def handle(event: dict[str, Any], *, settings: Settings, jobs: JobStore) -> Job:
     return job
 
 
-def _refuse(refused: PlanRefused, *, settings: Settings, jobs: JobStore) -> Job:
+def _refuse(refused: PlanRefused, *, settings: StartSettings, jobs: JobStore) -> Job:
     """Record and announce the refusal; its message names each field at fault (the event's
     sender has no HTTP answer to read them from)."""
     said = "; ".join(f"{p.field}: {p.reason}" for p in refused.problems)

@@ -18,7 +18,7 @@ import pytest
 import respx
 from moto import mock_aws
 
-from backdrop.config import Settings
+from backdrop import config
 from backdrop.jobs import JobStore
 from backdrop_local import distributed_map, eventbridge, lambdas, moto_shortcuts, s3_events
 from backdrop_local.cloud import REGION, LocalCloud, provision
@@ -155,8 +155,7 @@ class Stack:
         return self.store().get(job_id).model_dump(mode="json")
 
     def store(self) -> JobStore:
-        environment = {key.lower(): value for key, value in self.cloud.environment.items()}
-        return JobStore(Settings.model_validate(environment))
+        return JobStore(config.read(config.JobSettings, self.cloud.environment))
 
     def list_generations(self, **query: str) -> tuple[int, dict[str, Any]]:
         """GET /v1/generations with this query string, through the API function."""

@@ -11,7 +11,7 @@ import pytest
 import respx
 
 from backdrop import executions
-from backdrop.api.requests import MAX_INLINE_IMAGE_BYTES
+from backdrop.contracts.requests import MAX_INLINE_IMAGE_BYTES
 from backdrop_local.cloud import REGION
 from tests.conftest import load_event
 from tests.integration.conftest import PICSART, PNG, Stack, processing, submitted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
@@ -12,8 +13,7 @@ import httpx
 import pytest
 import respx
 
-from backdrop import executions
-from backdrop.config import get_settings
+from backdrop import config, executions
 from backdrop.domain import GenerationOptions, ImageSource, JobError, NewJob
 from backdrop.jobs import JobStore, source_job_id
 from backdrop.workflow import provider_tasks
@@ -176,7 +176,7 @@ def test_a_job_fetches_the_version_it_was_created_for(
     bucket = stack.cloud.input_bucket
     first = s3.put_object(Bucket=bucket, Key="inbox/a.png", Body=PNG)["VersionId"]
     s3.put_object(Bucket=bucket, Key="inbox/a.png", Body=PNG + b"newer")
-    settings = get_settings()
+    settings = config.read(config.StartSettings, os.environ)
     new = NewJob(
         id=source_job_id(bucket, "inbox/a.png", first),
         trigger="inbox",
@@ -311,7 +311,12 @@ def test_a_provider_that_is_down_is_tried_three_more_times_however_long_the_wait
     assert payload["errorType"] == "ProviderUnavailable"
     assert submit.call_count == 2
     # Never taken, so the mark is cleared: nothing says a paid call may be lost
-    assert JobStore(get_settings()).get(str(task["job_id"])).submitting_since is None
+    assert (
+        JobStore(config.read(config.JobSettings, os.environ))
+        .get(str(task["job_id"]))
+        .submitting_since
+        is None
+    )
 
 
 def _figures(out: str) -> list[tuple[str, dict[str, str]]]:

@@ -10,14 +10,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 import respx
 
 from backdrop import jobs
 from backdrop.domain import GenerationOptions, ImageSource, JobError, JobStatus, NewJob
 from backdrop.jobs import new_job_id, source_job_id
-from backdrop_local.cloud import REGION
 from tests.conftest import load_event
 from tests.integration.conftest import PICSART, Stack, processing, submitted
 
@@ -251,28 +249,3 @@ def test_a_request_without_an_api_key_id_is_refused(stack: Stack, make_job: Make
     status, body = _create(stack, None)
     assert status == 403
     assert body["error"]["code"] == "forbidden"
-
-
-def test_records_from_before_owners_are_the_stacks_if_the_inbox_made_them(
-    stack: Stack, make_job: Maker
-) -> None:
-    """A record written before owners has none, the one partition "job" and a key without
-    an owner: an inbox job still answers to every key (it is the stack's), an API job to no
-    key (its key was never recorded); no listing shows either."""
-    table = boto3.client("dynamodb", region_name=REGION)
-    old = {}
-    for trigger in ("api", "inbox"):
-        job_id = make_job(f"key:{A}" if trigger == "api" else STACK)
-        item = table.get_item(TableName=stack.cloud.jobs_table, Key={"id": {"S": job_id}})
-        item = item["Item"]
-        del item["owner"]
-        position = item["created_key"]["S"].split("#", 1)[1]
-        item |= {"kind": {"S": "job"}, "created_key": {"S": position}}
-        table.put_item(TableName=stack.cloud.jobs_table, Item=item)
-        old[trigger] = job_id
-
-    for key in (A, B):
-        assert _get(stack, old["inbox"], key)[0] == 200
-        assert _get(stack, old["api"], key)[0] == 404
-        assert _list(stack, key)[1]["items"] == []
-        assert _list(stack, key, status="queued")[1]["items"] == []

@@ -14,7 +14,8 @@ import httpx
 import pytest
 import respx
 
-from backdrop_local.cli import batch_progress, main
+from backdrop_local.batch_watch import batch_progress
+from backdrop_local.cli import main
 from backdrop_local.status_line import StatusLine
 
 API = "https://api.example.test/Prod"

@@ -17,7 +17,7 @@ import pytest
 from pydantic import ValidationError
 
 from backdrop import fetch_guard
-from backdrop.api.requests import GenerationRequest
+from backdrop.contracts.requests import GenerationRequest
 from backdrop.fetch_guard import (
     FetchBlocked,
     address_refusal,
@@ -29,7 +29,7 @@ from backdrop.fetch_guard import (
     open_stream,
     user_url_refusal,
 )
-from backdrop.workflow.downloads import sniff_image
+from backdrop.image_types import sniff_image
 from backdrop.workflow.failures import error_from_failure
 from tests.conftest import image_bytes
 

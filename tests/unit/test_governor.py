@@ -1,6 +1,7 @@
-"""The rate governor on moto's DynamoDB, with a clock the tests move: paid work always gets
-its token, new work queues for its turn and never takes the bucket below empty, a 429
-pauses everybody, and a broken or busy table is a short wait, never an error."""
+"""The rate governor on moto's DynamoDB and on memory, with a clock the tests move: paid
+work always gets its token, new work queues for its turn and never takes the bucket below
+empty, a 429 pauses everybody, and a broken or busy table is a short wait, never an
+error."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from backdrop import aws
-from backdrop.governor import Governor, Limit, QueueDeadlinePassed
+from backdrop.governor import DynamoBuckets, Governor, Limit, QueueDeadlinePassed
+from tests.fakes import MemoryBuckets
 
 TABLE = "governor"
 PER_MINUTE = 60  # one a second
@@ -34,7 +36,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def governor(clock: Clock) -> Iterator[Governor]:
+def table_governor(clock: Clock) -> Iterator[Governor]:
     with mock_aws():
         aws.reset()
         boto3.client("dynamodb").create_table(
@@ -43,8 +45,17 @@ def governor(clock: Clock) -> Iterator[Governor]:
             KeySchema=[{"AttributeName": "provider", "KeyType": "HASH"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        yield Governor(TABLE, clock=clock)
+        yield Governor(DynamoBuckets(TABLE), clock=clock)
         aws.reset()
+
+
+@pytest.fixture(params=["dynamodb", "memory"])
+def governor(request: pytest.FixtureRequest, clock: Clock) -> Iterator[Governor]:
+    """The same rules over either store."""
+    if request.param == "memory":
+        yield Governor(MemoryBuckets(), clock=clock)
+    else:
+        yield request.getfixturevalue("table_governor")
 
 
 def _item() -> dict[str, Any]:
@@ -159,56 +170,56 @@ def test_fewer_requests_left_at_the_provider_lowers_the_bucket(governor: Governo
         {"version": {"S": "x"}},
     ],
 )
-def test_an_unreadable_item_is_recreated(governor: Governor, damage: dict[str, Any]) -> None:
-    governor.take_new("p", LIMIT)
+def test_an_unreadable_item_is_recreated(table_governor: Governor, damage: dict[str, Any]) -> None:
+    table_governor.take_new("p", LIMIT)
     item = {k: v for k, v in {**_item(), **damage}.items() if v is not None}
     boto3.client("dynamodb").put_item(TableName=TABLE, Item=item)
-    assert governor.take_new("p", LIMIT).granted == 1
+    assert table_governor.take_new("p", LIMIT).granted == 1
     assert float(_item()["tokens"]["N"]) == pytest.approx(2.0)
 
 
-def test_a_missing_item_is_created_full(governor: Governor) -> None:
-    governor.take_new("p", LIMIT)
+def test_a_missing_item_is_created_full(table_governor: Governor) -> None:
+    table_governor.take_new("p", LIMIT)
     boto3.client("dynamodb").delete_item(TableName=TABLE, Key={"provider": {"S": "p"}})
-    assert governor.take_new("p", LIMIT, 3).granted == 3
+    assert table_governor.take_new("p", LIMIT, 3).granted == 3
 
 
 def test_a_throttled_table_is_a_short_wait_not_an_error(
-    governor: Governor, monkeypatch: pytest.MonkeyPatch
+    table_governor: Governor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def throttled(**_: Any) -> Any:
         error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}
         raise ClientError(error, "GetItem")
 
     monkeypatch.setattr(aws.client("dynamodb"), "get_item", throttled)
-    grant = governor.take_paid("p", LIMIT)
+    grant = table_governor.take_paid("p", LIMIT)
     assert grant.granted == 0
     assert 1.0 <= grant.wait <= 3.0
-    turn = governor.queue("p", LIMIT, 1, deadline=2e9)
+    turn = table_governor.queue("p", LIMIT, 1, deadline=2e9)
     assert not turn.reserved
     assert 1.0 <= turn.wait <= 3.0
-    assert governor.pause("p", LIMIT, 7.0) == 7.0  # the caller still waits its pause
+    assert table_governor.pause("p", LIMIT, 7.0) == 7.0  # the caller still waits its pause
 
 
 def test_writers_that_keep_colliding_get_a_short_wait(
-    governor: Governor, monkeypatch: pytest.MonkeyPatch
+    table_governor: Governor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def collide(**_: Any) -> Any:
         error = {"Error": {"Code": "ConditionalCheckFailedException", "Message": "raced"}}
         raise ClientError(error, "PutItem")
 
     monkeypatch.setattr(aws.client("dynamodb"), "put_item", collide)
-    grant = governor.take_new("p", LIMIT)
+    grant = table_governor.take_new("p", LIMIT)
     assert grant.granted == 0
     assert 1.0 <= grant.wait <= 3.0
 
 
 def test_any_other_table_error_is_raised(
-    governor: Governor, monkeypatch: pytest.MonkeyPatch
+    table_governor: Governor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def missing(**_: Any) -> Any:
         raise ClientError({"Error": {"Code": "ResourceNotFoundException"}}, "GetItem")
 
     monkeypatch.setattr(aws.client("dynamodb"), "get_item", missing)
     with pytest.raises(ClientError):
-        governor.take_new("p", LIMIT)
+        table_governor.take_new("p", LIMIT)

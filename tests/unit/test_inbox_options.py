@@ -11,21 +11,19 @@ import pytest
 from pydantic import ValidationError
 
 from backdrop import inbox_options
-from backdrop.config import Settings
+from backdrop.config import InboxSettings
 from backdrop.domain import GenerationOptions
 from backdrop.inbox_options import preset_name
 from backdrop.plan import Ask, Photo, PlanRefused, plan
 
 BASE = {
     "jobs_table": "jobs",
-    "governor_table": "governor",
+    "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:generation",
     "input_bucket": "inputs",
     "results_bucket": "results",
     "event_bus_name": "bus",
     "default_prompt": "studio",
     "default_count": "2",
-    "picsart_secret_name": "secret",
-    "photoroom_secret_name": "secret2",
 }
 PRESETS = {
     "spring": {"prompt": "a spring meadow", "count": 4, "format": "PNG"},
@@ -33,9 +31,9 @@ PRESETS = {
 }
 
 
-def _settings(presets: Any = PRESETS, **values: str) -> Settings:
+def _settings(presets: Any = PRESETS, **values: str) -> InboxSettings:
     # As the functions read it: every value a string from the environment.
-    return Settings.model_validate({**BASE, "inbox_presets": json.dumps(presets), **values})
+    return InboxSettings.model_validate({**BASE, "inbox_presets": json.dumps(presets), **values})
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ class Chosen:
     preset: str | None
 
 
-def resolve(key: str, metadata: dict[str, str], settings: Settings) -> Chosen:
+def resolve(key: str, metadata: dict[str, str], settings: InboxSettings) -> Chosen:
     """What the plan makes of an inbox image's metadata and folder (a URL photo: nothing
     is read from S3 here)."""
     layers = inbox_options.layers(key, metadata, settings)
@@ -204,9 +202,9 @@ def test_negative_prompt_goes_to_photoroom_with_model_2(monkeypatch: pytest.Monk
 def test_a_bad_preset_fails_the_cold_start(presets: Any) -> None:
     value = presets if isinstance(presets, str) else json.dumps(presets)
     with pytest.raises(ValidationError) as caught:
-        Settings.model_validate({**BASE, "inbox_presets": value})
+        InboxSettings.model_validate({**BASE, "inbox_presets": value})
     assert caught.value.errors()[0]["loc"][0] == "inbox_presets"
 
 
 def test_no_presets_is_fine() -> None:
-    assert Settings.model_validate(BASE).inbox_presets == {}
+    assert InboxSettings.model_validate(BASE).inbox_presets == {}

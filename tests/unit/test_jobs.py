@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from backdrop import aws
-from backdrop.config import Settings
+from backdrop.config import JobSettings
 from backdrop.domain import (
     STACK_OWNER,
     GenerationOptions,
@@ -23,16 +23,7 @@ from backdrop.domain import (
 )
 from backdrop.jobs import JobConflict, JobNotFound, JobStore, new_job_id, source_job_id
 
-SETTINGS = Settings(
-    jobs_table="jobs",
-    governor_table="governor",
-    input_bucket="in",
-    results_bucket="out",
-    event_bus_name="bus",
-    default_prompt="studio",
-    picsart_secret_name="secret",
-    photoroom_secret_name="secret2",
-)
+SETTINGS = JobSettings(jobs_table="jobs")
 
 
 @pytest.fixture
@@ -198,15 +189,3 @@ def test_a_key_reads_its_own_jobs_and_the_stacks_only(store: JobStore) -> None:
         store.get_for(theirs, OWNER)
     with pytest.raises(JobNotFound):
         store.get_for(new_job_id(), OWNER)
-
-
-def test_records_from_before_owners_are_the_stacks_only_if_the_inbox_made_them(
-    store: JobStore,
-) -> None:
-    api_job = store.get(_create(store)).model_copy(update={"owner": None})
-    inbox_job = store.create(_inbox_job())[0].model_copy(update={"owner": None})
-
-    assert inbox_job.readable_by(OWNER)
-    assert inbox_job.readable_by("key:someoneelse")
-    assert not api_job.readable_by(OWNER)
-    assert not api_job.readable_by(STACK_OWNER)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from backdrop.api.requests import GenerationRequest
+from backdrop.contracts.requests import GenerationRequest
 from backdrop.domain import ImageSource
 from backdrop.workflow.messages import MarkFailedInput, Step
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from backdrop.api.requests import GenerationRequest
+from backdrop.contracts.requests import GenerationRequest
 from backdrop.domain import MAX_IMAGE_URL_LENGTH
 
 IMAGES: dict[str, st.SearchStrategy[Any]] = {

@@ -7,7 +7,15 @@ from datetime import UTC, datetime
 import pytest
 
 from backdrop import storage
-from backdrop.domain import GenerationOptions, ImageFormat, ImageSource, Job, JobStatus, Trigger
+from backdrop.domain import (
+    STACK_OWNER,
+    GenerationOptions,
+    ImageFormat,
+    ImageSource,
+    Job,
+    JobStatus,
+    Trigger,
+)
 
 JOB_ID = "c9d0db4376cc41c3a9ba5d8fab1b7733"
 
@@ -24,6 +32,7 @@ def _job(trigger: Trigger, key: str, image_format: ImageFormat = "JPG") -> Job:
         created_at=now,
         updated_at=now,
         expires_at=0,
+        owner=STACK_OWNER,
     )
 
 

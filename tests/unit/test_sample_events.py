@@ -8,7 +8,7 @@ import json
 import pytest
 from pydantic import BaseModel
 
-from backdrop.api.requests import GenerationRequest
+from backdrop.contracts.requests import GenerationRequest
 from backdrop.envelopes import S3Notification
 from backdrop.workflow.messages import MarkFailedInput, StepInput, StoreInput, TaskInput
 from tests.conftest import EVENTS, load_event

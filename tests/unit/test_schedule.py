@@ -7,17 +7,16 @@ from typing import Any
 
 import pytest
 
-from backdrop.config import Settings
+from backdrop.config import WorkflowSettings
 from backdrop.workflow import schedule
 
-SETTINGS = Settings.model_validate(
+SETTINGS = WorkflowSettings.model_validate(
     {
         "jobs_table": "j",
         "governor_table": "g",
         "input_bucket": "i",
         "results_bucket": "r",
         "event_bus_name": "e",
-        "default_prompt": "p",
         "poll_first_wait_seconds": 8,
         "poll_interval_seconds": 3,
     }

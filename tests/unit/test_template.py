@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from backdrop import events, jobs
-from backdrop.batches import items
-from backdrop.config import Settings
+from backdrop.batches import settle
+from backdrop.config import FUNCTION_SETTINGS
 from backdrop.providers import errors, registry
 from backdrop.providers.base import ProviderSettings
 from backdrop_local import lambdas, sam
+from backdrop_local.preflight import function_settings
 from backdrop_local.template import Template, references
 
 TEMPLATE = Template()
@@ -106,7 +107,7 @@ def test_state_machine_placeholders_match_the_substitutions(machine: Any) -> Non
 def test_every_asl_error_name_is_raised_by_our_code(machine: Any) -> None:
     ours = {cls.__name__ for cls in errors.ProviderError.__subclasses__()}
     ours |= {events.EventNotPublished.__name__, jobs.JobConflict.__name__}
-    ours |= {items.JobNotFinished.__name__}
+    ours |= {settle.JobNotFinished.__name__}
     named = {
         name
         for state in _states(json.loads(machine.definition))
@@ -125,8 +126,35 @@ def test_template_environment_is_exactly_the_settings(monkeypatch: pytest.Monkey
     ours = {v.lower() for v in variables if not v.startswith(("POWERTOOLS_", "PYDANTIC_"))}
     # Each provider's own settings (<name>_api_url, ...) are read by its registry entry.
     of_providers = {f"{n}_{f}" for n in registry.names() for f in ProviderSettings.model_fields}
-    assert ours - of_providers == set(Settings.model_fields)
+    read = {name for model in FUNCTION_SETTINGS for name in model.model_fields}
+    assert ours - of_providers == read
     assert {f"{name}_secret_name" for name in registry.names()} <= ours
+
+
+def test_each_function_is_given_every_setting_it_requires() -> None:
+    # AWS runs each function with its own environment (Globals and its own variables); the
+    # local stack runs them in one process, where another function's variable would hide
+    # a missing one.
+    for spec in TEMPLATE.functions():
+        model = function_settings(spec.handler)
+        required = {name.upper() for name, f in model.model_fields.items() if f.is_required()}
+        missing = required - set(spec.environment)
+        assert not missing, f"{spec.logical_id} ({model.__name__}) lacks {sorted(missing)}"
+
+
+def test_a_function_without_a_setting_it_requires_stops_naming_it() -> None:
+    from backdrop.handlers import submit
+
+    environ = {"JOBS_TABLE": "jobs", "GOVERNOR_TABLE": "governor"}
+    with pytest.raises(ValueError, match="INPUT_BUCKET: Field required"):
+        submit.handler.wiring.build(environ)
+
+
+def test_each_providers_url_parameter_defaults_to_its_registry_url() -> None:
+    # The registry entry owns a provider's base URL; the template's default must agree.
+    defaults = TEMPLATE.parameter_defaults()
+    for name in registry.names():
+        assert defaults[f"{name.title()}ApiUrl"] == registry.get(name).default_url
 
 
 def test_every_handler_imports_and_is_callable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -128,20 +128,18 @@ class _Sqs:
 def test_a_retry_back_early_hides_until_due_within_what_sqs_allows(
     monkeypatch: pytest.MonkeyPatch, due_in: float
 ) -> None:
-    from backdrop.config import Settings
+    from backdrop.config import WebhookSettings
     from backdrop.webhooks import dispatch
 
     sqs = _Sqs()
     monkeypatch.setattr(dispatch.aws, "client", lambda service: sqs)
-    settings = Settings.model_validate(
+    settings = WebhookSettings.model_validate(
         {
             "jobs_table": "j",
-            "input_bucket": "i",
             "results_bucket": "r",
-            "event_bus_name": "b",
-            "default_prompt": "p",
-            "governor_table": "g",
+            "webhook_secret_name": "s",
             "webhook_queue_url": "https://sqs.example/q",
+            "webhook_dead_letter_queue_url": "https://sqs.example/dlq",
         }
     )
     waiting = delivery.Delivery(

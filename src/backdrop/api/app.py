@@ -1,5 +1,6 @@
-"""The API as one Powertools resolver: routes from the modules beside this one, the error
-shape, CORS, and the OpenAPI document (served, and committed as openapi.json)."""
+"""The API function: one Powertools resolver per container (routes from the modules beside
+this one, the error shape, CORS from the function's settings), and the OpenAPI document
+(served, and committed as openapi.json)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aws_lambda_powertools.event_handler as event_handler
 from aws_lambda_powertools.event_handler import (
@@ -24,7 +25,14 @@ from aws_lambda_powertools.event_handler.openapi.models import (
 )
 
 from backdrop.api import batches, cancel, create, errors, read
-from backdrop.config import get_settings
+from backdrop.api.container import Api, serving
+from backdrop.batches.store import BatchStore
+from backdrop.config import ApiSettings
+from backdrop.jobs import JobStore
+from backdrop.runtime import Wiring
+
+if TYPE_CHECKING:  # typing only: the module costs a cold start
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 TITLE = "backdrop"
 VERSION = "1.0.0"
@@ -34,29 +42,45 @@ DESCRIPTION = (
     '"request_id"}}.'
 )
 
-_origins = get_settings().cors_origins or ["*"]
-app = APIGatewayRestResolver(
-    enable_validation=True,
-    cors=CORSConfig(
-        allow_origin=_origins[0],
-        extra_origins=_origins[1:],
-        allow_headers=["Idempotency-Key", "x-api-key"],
-        expose_headers=["Location", "x-amzn-RequestId"],
-        max_age=600,
-    ),
-)
-errors.register(app)
-app.include_router(create.router)
-app.include_router(read.router)
-app.include_router(cancel.router)
-app.include_router(batches.router)
+
+def resolver(origins: list[str]) -> APIGatewayRestResolver:
+    """The routes, the error shape and CORS, as one resolver."""
+    origins = origins or ["*"]
+    app = APIGatewayRestResolver(
+        enable_validation=True,
+        cors=CORSConfig(
+            allow_origin=origins[0],
+            extra_origins=origins[1:],
+            allow_headers=["Idempotency-Key", "x-api-key"],
+            expose_headers=["Location", "x-amzn-RequestId"],
+            max_age=600,
+        ),
+    )
+    errors.register(app)
+    for module in (create, read, cancel, batches):
+        app.include_router(module.router)
+    app.get("/v1/openapi.json", include_in_schema=False)(openapi_json)
+    app.get("/v1/docs", include_in_schema=False)(docs)
+    return app
+
+
+def api(settings: ApiSettings) -> Api:
+    return Api(settings, JobStore(settings), BatchStore(settings), resolver(settings.cors_origins))
+
+
+WIRING = Wiring(ApiSettings, api)
+
+
+def handle(api: Api, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    with serving(api):
+        return api.resolver.resolve(event, context)
 
 
 @cache
 def openapi_document() -> dict[str, Any]:
     """The API's OpenAPI document, from the routes and models (Powertools), plus the
     multipart form of POST /v1/generations that Powertools cannot describe on its own."""
-    schema = app.get_openapi_schema(
+    schema = resolver(["*"]).get_openapi_schema(
         title=TITLE,
         version=VERSION,
         description=DESCRIPTION,
@@ -97,12 +121,10 @@ def _drop_unused_schemas(document: dict[str, Any]) -> None:
         del schemas[name]
 
 
-@app.get("/v1/openapi.json", include_in_schema=False)
 def openapi_json() -> dict[str, Any]:
     return openapi_document()
 
 
-@app.get("/v1/docs", include_in_schema=False)
 def docs() -> Response[str]:
     # Powertools' own Swagger UI page and assets, fed our document (with its multipart form).
     from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html

@@ -6,7 +6,7 @@ images points at them)."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated, Any, Self
 
@@ -14,35 +14,36 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from backdrop import aws, executions
 from backdrop.api import cursor as cursors
 from backdrop.api import idempotency
+from backdrop.api.caller import caller
+from backdrop.api.container import current
 from backdrop.api.errors import ApiError
 from backdrop.api.idempotency import IdempotencyKey
 from backdrop.api.schemas import ErrorBody, error_responses
-from backdrop.api.views import caller
+from backdrop.batches import progress
 from backdrop.batches import start as batch_start
-from backdrop.batches.report import counts_view
 from backdrop.batches.store import (
     Batch,
     BatchConflict,
     BatchNotFound,
     BatchSource,
     BatchStatus,
-    BatchStore,
 )
-from backdrop.config import get_settings
-from backdrop.domain import JOB_ID_PATTERN, MAX_METADATA_ENTRIES, JobError, Metadata, Refused
+from backdrop.contracts.options import OptionLayer
+from backdrop.domain import (
+    JOB_ID_PATTERN,
+    MAX_METADATA_ENTRIES,
+    JobError,
+    Metadata,
+    Refused,
+    exactly_one,
+)
 from backdrop.jobs import new_job_id
-from backdrop.plan import OptionLayer
-from backdrop.storage import presigned_get
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
-settings = get_settings()
-batches = BatchStore(settings)
 
 MAX_PAGE = 100
 
@@ -76,8 +77,7 @@ class BatchRequest(OptionLayer):
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
-        if (self.prefix is None) == (self.manifest_key is None):
-            raise ValueError("give exactly one of prefix or manifest_key")
+        exactly_one(prefix=self.prefix, manifest_key=self.manifest_key)
         return self
 
     def options(self) -> dict[str, Any]:
@@ -118,51 +118,22 @@ class BatchPage(BaseModel):
 
 
 def batch_view(batch: Batch) -> BatchView:
-    listed = None
-    if batch.total is None and not batch.finished:
-        listed = _listed(batch.id)
-    counts = counts_view(batch, None if listed is None else max(listed - batch.ignored, 0))
-    report_url = None
-    if batch.report_key:
-        report_url = presigned_get(
-            settings.results_bucket, batch.report_key, settings.result_url_expiry_seconds
-        )
+    api = current()
+    state = progress.of(batch, api.settings)
     return BatchView(
         id=batch.id,
         status=batch.status,
         source=batch.source,
         options=batch.options.model_dump(mode="json", exclude_none=True),
         metadata=batch.metadata,
-        counts=BatchCounts.model_validate(counts),
+        counts=BatchCounts.model_validate(state.counts),
         cancel_requested=batch.cancel_requested,
         started_at=batch.started_at,
         finished_at=batch.finished_at,
-        eta_seconds=None if batch.finished else _eta(batch, counts["total"]),
-        report_url=report_url,
+        eta_seconds=state.eta_seconds,
+        report_url=api.result_url(batch.report_key) if batch.report_key else None,
         error=batch.error,
     )
-
-
-def _eta(batch: Batch, total: int | None) -> int | None:
-    """Time left at the pace so far (items settled per second since the start)."""
-    done = batch.succeeded + batch.failed + batch.skipped
-    if total is None or done == 0:
-        return None
-    elapsed = (datetime.now(UTC) - batch.started_at).total_seconds()
-    return round(elapsed * max(total - done, 0) / done)
-
-
-def _listed(batch_id: str) -> int | None:
-    """How many objects the Map run has listed so far (a prefix's total, until the end)."""
-    execution = executions.execution_arn(settings.batch_state_machine_arn, batch_id)
-    sfn = aws.client("stepfunctions")
-    try:
-        runs = sfn.list_map_runs(executionArn=execution).get("mapRuns", [])
-        if not runs:
-            return None
-        return int(sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"])["itemCounts"]["total"])
-    except (ClientError, KeyError):
-        return None
 
 
 def _accepted(batch: Batch) -> Response[BatchView]:
@@ -174,32 +145,18 @@ def _accepted(batch: Batch) -> Response[BatchView]:
     )
 
 
-def _refused(exc: Refused) -> ApiError:
-    status = (
-        HTTPStatus.CONFLICT if exc.code == "nothing_to_retry" else HTTPStatus.UNPROCESSABLE_ENTITY
-    )
-    message = (
-        exc.message
-        if exc.code != "unsupported_option"
-        else ("the provider cannot honour every option asked for")
-    )
-    return ApiError(
-        status, exc.code, message, [{"field": p.field, "reason": p.reason} for p in exc.problems]
-    )
-
-
 def _start_failed() -> ApiError:
     return ApiError(
-        HTTPStatus.SERVICE_UNAVAILABLE,
         "start_failed",
         "the batch workflow could not be started; try again",
     )
 
 
 def _read(batch_id: str) -> Batch:
+    api = current()
     if not re.fullmatch(JOB_ID_PATTERN, batch_id):
         raise BatchNotFound(batch_id)
-    return batches.get_for(batch_id, caller(router.current_event))
+    return api.batches.get_for(batch_id, caller(router.current_event))
 
 
 @router.post(
@@ -216,6 +173,7 @@ def _read(batch_id: str) -> Batch:
 def create_batch(
     request: Annotated[BatchRequest, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[BatchView]:
+    api = current()
     owner = caller(router.current_event)
 
     def begin() -> Batch:
@@ -227,11 +185,11 @@ def create_batch(
                 manifest_key=request.manifest_key,
                 options=request.options(),
                 metadata=request.metadata,
-                settings=settings,
-                batches=batches,
+                settings=api.settings,
+                batches=api.batches,
             )
         except Refused as exc:
-            raise _refused(exc) from None
+            raise ApiError.refused(exc) from None
         except batch_start.StartFailed:
             raise _start_failed() from None
 
@@ -246,8 +204,9 @@ def create_batch(
             model=Batch,
             start=begin,
             context=router.lambda_context,
+            table=api.settings.idempotency_table,
         )
-        batch = batches.get(batch.id)  # as it stands now, not as first answered
+        batch = api.batches.get(batch.id)  # as it stands now, not as first answered
     return _accepted(batch)
 
 
@@ -271,9 +230,10 @@ def list_batches(
         str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
     ] = None,
 ) -> BatchPage:
+    api = current()
     reader = caller(router.current_event)
     after = cursors.position_of(cursor)
-    page = batches.list_page(reader=reader, limit=limit, after=after)
+    page = api.batches.list_page(reader=reader, limit=limit, after=after)
     return BatchPage(
         items=[batch_view(batch) for batch in page.batches],
         next_cursor=None if page.after is None else cursors.encode(page.after),
@@ -297,13 +257,13 @@ _CONFLICT: OpenAPIResponse = {
     },
 )
 def cancel_batch(batch_id: str) -> BatchView:
+    api = current()
     batch = _read(batch_id)
     try:
-        batch = batches.request_cancel(batch.id)
+        batch = api.batches.request_cancel(batch.id)
     except BatchConflict:
-        status = batches.get(batch.id).status.value
+        status = api.batches.get(batch.id).status.value
         raise ApiError(
-            HTTPStatus.CONFLICT,
             "already_finished",
             f"the batch has already finished ({status}); only a running one can be canceled",
         ) from None
@@ -327,6 +287,7 @@ def cancel_batch(batch_id: str) -> BatchView:
     },
 )
 def retry_batch(batch_id: str, idempotency_key: IdempotencyKey = None) -> Response[BatchView]:
+    api = current()
     batch = _read(batch_id)
     if idempotency_key is not None:
         retried = idempotency.once(
@@ -337,25 +298,24 @@ def retry_batch(batch_id: str, idempotency_key: IdempotencyKey = None) -> Respon
             model=Batch,
             start=lambda: _retry(batch),
             context=router.lambda_context,
+            table=api.settings.idempotency_table,
         )
-        return _accepted(batches.get(retried.id))
+        return _accepted(api.batches.get(retried.id))
     return _accepted(_retry(batch))
 
 
 def _retry(batch: Batch) -> Batch:
+    api = current()
     if not batch.finished:
         raise ApiError(
-            HTTPStatus.CONFLICT,
             "still_running",
             "the batch is still running; retry its failures once it has finished",
         )
     if batch.report_key is None:
-        raise ApiError(
-            HTTPStatus.CONFLICT, "nothing_to_retry", "the batch never started; start it again"
-        )
+        raise ApiError("nothing_to_retry", "the batch never started; start it again")
     try:
-        return batch_start.retry(batch, new_job_id(), settings=settings, batches=batches)
+        return batch_start.retry(batch, new_job_id(), settings=api.settings, batches=api.batches)
     except Refused as exc:
-        raise _refused(exc) from None
+        raise ApiError.refused(exc) from None
     except batch_start.StartFailed:
         raise _start_failed() from None

@@ -4,21 +4,19 @@ what it may read (its own jobs and the stack's); another key's job is 404, as an
 from __future__ import annotations
 
 import re
-from http import HTTPStatus
 
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from backdrop import executions
+from backdrop.api.caller import caller
+from backdrop.api.container import current
 from backdrop.api.errors import ApiError
 from backdrop.api.schemas import ErrorBody, error_responses
-from backdrop.api.views import GenerationView, caller, generation_view
-from backdrop.config import get_settings
+from backdrop.contracts.views import GenerationView, generation_view
 from backdrop.domain import FINISHED, JOB_ID_PATTERN, JobStatus
-from backdrop.jobs import JobConflict, JobNotFound, JobStore
+from backdrop.jobs import JobConflict, JobNotFound
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
-settings = get_settings()
-jobs = JobStore(settings)
 
 
 @router.post(
@@ -40,20 +38,20 @@ jobs = JobStore(settings)
     },
 )
 def cancel_generation(job_id: str) -> GenerationView:
+    api = current()
     reader = caller(router.current_event)
     if not re.fullmatch(JOB_ID_PATTERN, job_id):
         raise JobNotFound(job_id)
-    job = jobs.get_for(job_id, reader)
+    job = api.jobs.get_for(job_id, reader)
     try:
         if job.status in FINISHED and job.status is not JobStatus.CANCELED:
             raise JobConflict(job.status.value)
-        job = executions.cancel(job, settings=settings, jobs=jobs)
+        job = executions.cancel(job, settings=api.settings, jobs=api.jobs)
     except JobConflict:
-        status = jobs.get(job_id).status.value  # it may have finished a moment ago
+        status = api.jobs.get(job_id).status.value  # it may have finished a moment ago
         raise ApiError(
-            HTTPStatus.CONFLICT,
             "already_finished",
             f"the generation has already finished ({status}); only a queued or running one "
             "can be canceled",
         ) from None
-    return generation_view(job, settings)
+    return generation_view(job, api.result_url)

@@ -15,30 +15,28 @@ from botocore.exceptions import ClientError
 
 from backdrop import executions, storage
 from backdrop.api import idempotency
+from backdrop.api.caller import caller
+from backdrop.api.container import current
 from backdrop.api.errors import ApiError, field_error
 from backdrop.api.idempotency import IdempotencyKey
-from backdrop.api.requests import MAX_INLINE_IMAGE_BYTES, GenerationRequest
 from backdrop.api.schemas import UploadForm, UploadRequest, UploadTicket, error_responses
-from backdrop.api.views import GenerationView, caller, generation_view
-from backdrop.config import get_settings
+from backdrop.contracts.requests import MAX_INLINE_IMAGE_BYTES, GenerationRequest
+from backdrop.contracts.views import GenerationView, generation_view
 from backdrop.domain import Job, JobError
-from backdrop.jobs import JobStore
 from backdrop.observability import logger
 from backdrop.plan import (
     UPLOAD_TYPES,
     UPLOADS_PREFIX,
     PlanRefused,
+    asked,
     plan,
 )
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
-settings = get_settings()
-jobs = JobStore(settings)
 
 
 def _too_large(what: str) -> ApiError:
     return ApiError(
-        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         "payload_too_large",
         f"{what}; upload the photo with POST /v1/uploads and pass its image_key",
     )
@@ -58,6 +56,7 @@ def _too_large(what: str) -> ApiError:
 def create_generation(
     request: Annotated[GenerationRequest, Body()], idempotency_key: IdempotencyKey = None
 ) -> Response[GenerationView]:
+    api = current()
     owner = caller(router.current_event)
     inline = request.inline_image
     if inline is not None and len(inline) > MAX_INLINE_IMAGE_BYTES:
@@ -69,7 +68,7 @@ def create_generation(
     return Response(
         status_code=HTTPStatus.ACCEPTED.value,
         content_type=content_types.APPLICATION_JSON,
-        body=generation_view(job, settings),
+        body=generation_view(job, api.result_url),
         headers={"Location": f"/v1/generations/{job.id}"},
     )
 
@@ -89,39 +88,27 @@ def _start_once(key: str, owner: str, request: GenerationRequest) -> Job:
         model=Job,
         start=lambda: _start(request, owner),
         context=router.lambda_context,
+        table=current().settings.idempotency_table,
     )
-
-
-# Request fields that are options; plan.py applies the stack's defaults under them.
 
 
 def _start(request: GenerationRequest, owner: str) -> Job:
     """Plan the job (a refusal is a 422 naming the fields), record it as `owner`'s, start
     it."""
-    ask = request.ask(trigger="api", owner=owner)
+    api = current()
+    ask = asked(request, trigger="api", owner=owner)
     try:
-        new = plan(ask, settings)
+        new = plan(ask, api.settings)
     except PlanRefused as exc:
-        raise ApiError(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            exc.code,
-            _REFUSALS.get(exc.code, exc.message),
-            [{"field": p.field, "reason": p.reason} for p in exc.problems],
-        ) from None
+        raise ApiError.refused(exc) from None
     try:
-        return executions.start(new, settings=settings, jobs=jobs)
+        return executions.start(new, settings=api.settings, jobs=api.jobs)
     except ClientError:
         logger.exception("the workflow could not be started", extra={"job_id": new.id})
         message = "the workflow could not be started; try again"
         error = JobError(code="start_failed", message=message)
-        executions.fail(new.id, error, settings=settings, jobs=jobs)
-        raise ApiError(
-            HTTPStatus.SERVICE_UNAVAILABLE, "start_failed", message, [{"id": new.id}]
-        ) from None
-
-
-# The one message for refusals whose details say the rest.
-_REFUSALS = {"unsupported_option": "the provider cannot honour every option asked for"}
+        executions.fail(new.id, error, settings=api.settings, jobs=api.jobs)
+        raise ApiError("start_failed", message, [{"id": new.id}]) from None
 
 
 @router.post(
@@ -133,22 +120,23 @@ _REFUSALS = {"unsupported_option": "the provider cannot honour every option aske
     },
 )
 def create_upload(request: Annotated[UploadRequest, Body()]) -> Response[UploadTicket]:
-    limit = settings.upload_max_bytes
+    api = current()
+    limit = api.settings.upload_max_bytes
     if request.content_length is not None and request.content_length > limit:
         raise field_error("content_length", f"files are limited to {limit} bytes")
     key = f"{UPLOADS_PREFIX}{uuid.uuid4().hex}.{UPLOAD_TYPES[request.content_type]}"
     smallest, largest = (request.content_length or 1), (request.content_length or limit)
     url, fields = storage.presigned_post(
-        settings.input_bucket,
+        api.settings.input_bucket,
         key,
         content_type=request.content_type,
         sizes=(smallest, largest),
-        expires_in=settings.upload_url_seconds,
+        expires_in=api.settings.upload_url_seconds,
     )
     ticket = UploadTicket(
         image_key=key,
         upload=UploadForm(url=url, fields=fields),
-        expires_at=datetime.now(UTC) + timedelta(seconds=settings.upload_url_seconds),
+        expires_at=datetime.now(UTC) + timedelta(seconds=api.settings.upload_url_seconds),
         max_bytes=largest,
     )
     return Response(

@@ -17,7 +17,9 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
+from backdrop import error_codes
 from backdrop.batches.store import BatchNotFound
+from backdrop.domain import Refused
 from backdrop.jobs import JobNotFound
 from backdrop.observability import logger
 
@@ -29,29 +31,36 @@ _UNREADABLE = {
 
 
 class ApiError(Exception):
-    """An answer other than success, raised anywhere under a route."""
+    """An answer other than success, raised anywhere under a route, at its code's status
+    (error_codes.py)."""
 
-    def __init__(
-        self,
-        status: HTTPStatus,
-        code: str,
-        message: str,
-        details: list[dict[str, Any]] | None = None,
-    ) -> None:
+    def __init__(self, code: str, message: str, details: list[dict[str, Any]] | None = None):
         super().__init__(message)
-        self.status = status
+        self.status = HTTPStatus(error_codes.get(code).status or HTTPStatus.UNPROCESSABLE_ENTITY)
         self.code = code
         self.message = message
         self.details = details or []
+
+    @classmethod
+    def refused(cls, refused: Refused) -> ApiError:
+        """Work refused before it started, naming each field at fault."""
+        message = _REFUSALS.get(refused.code, refused.message)
+        return cls(
+            refused.code,
+            message,
+            [{"field": p.field, "reason": p.reason} for p in refused.problems],
+        )
+
+
+# The one message for refusals whose details say the rest.
+_REFUSALS = {"unsupported_option": "the provider cannot honour every option asked for"}
 
 
 def field_error(
     field: str, reason: str, code: str = "invalid_request", message: str = "the request is invalid"
 ) -> ApiError:
     """A 422 about one field of the request."""
-    return ApiError(
-        HTTPStatus.UNPROCESSABLE_ENTITY, code, message, [{"field": field, "reason": reason}]
-    )
+    return ApiError(code, message, [{"field": field, "reason": reason}])
 
 
 def register(app: APIGatewayRestResolver) -> None:
@@ -79,14 +88,13 @@ def register(app: APIGatewayRestResolver) -> None:
         for problem in exc.errors():
             if problem["type"] in _UNREADABLE:
                 code = "malformed_json" if problem["type"] == "json_invalid" else "malformed_body"
-                return answer(ApiError(HTTPStatus.BAD_REQUEST, code, _UNREADABLE[problem["type"]]))
+                return answer(ApiError(code, _UNREADABLE[problem["type"]]))
         details = [
             {"field": _field(problem["loc"]), "reason": _reason(problem["msg"])}
             for problem in exc.errors()
         ]
         return answer(
             ApiError(
-                HTTPStatus.UNPROCESSABLE_ENTITY,
                 "invalid_request",
                 "the request is invalid",
                 details,
@@ -97,7 +105,6 @@ def register(app: APIGatewayRestResolver) -> None:
     def _unsupported_media(exc: RequestUnsupportedContentType) -> Response[Any]:
         return answer(
             ApiError(
-                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "send application/json or multipart/form-data",
             )
@@ -107,7 +114,6 @@ def register(app: APIGatewayRestResolver) -> None:
     def _key_reused(exc: IdempotencyValidationError) -> Response[Any]:
         return answer(
             ApiError(
-                HTTPStatus.UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
                 "this Idempotency-Key was used with a different request in the last 24 hours",
                 [{"field": "Idempotency-Key", "reason": "already used with another body"}],
@@ -118,7 +124,6 @@ def register(app: APIGatewayRestResolver) -> None:
     def _in_progress(exc: IdempotencyAlreadyInProgressError) -> Response[Any]:
         return answer(
             ApiError(
-                HTTPStatus.CONFLICT,
                 "request_in_progress",
                 "a request with this Idempotency-Key is still being handled; retry shortly",
             )
@@ -126,31 +131,25 @@ def register(app: APIGatewayRestResolver) -> None:
 
     @app.exception_handler(JobNotFound)  # type: ignore[untyped-decorator]
     def _job_not_found(exc: JobNotFound) -> Response[Any]:
-        return answer(ApiError(HTTPStatus.NOT_FOUND, "not_found", "no generation has this id"))
+        return answer(ApiError("not_found", "no generation has this id"))
 
     @app.exception_handler(BatchNotFound)  # type: ignore[untyped-decorator]
     def _batch_not_found(exc: BatchNotFound) -> Response[Any]:
-        return answer(ApiError(HTTPStatus.NOT_FOUND, "not_found", "no batch has this id"))
+        return answer(ApiError("not_found", "no batch has this id"))
 
     @app.exception_handler(NotFoundError)  # type: ignore[untyped-decorator]
     def _no_route(exc: NotFoundError) -> Response[Any]:
-        return answer(ApiError(HTTPStatus.NOT_FOUND, "not_found", "no such route"))
+        return answer(ApiError("not_found", "no such route"))
 
     @app.exception_handler(ValueError)  # type: ignore[untyped-decorator]
     def _value_error(exc: ValueError) -> Response[Any]:
         # Powertools' body readers raise these bare: bytes that are not UTF-8, and a
         # multipart body whose Content-Type has no boundary to split it by.
         if isinstance(exc, UnicodeDecodeError):
-            return answer(
-                ApiError(HTTPStatus.BAD_REQUEST, "malformed_json", "the body is not UTF-8 JSON")
-            )
+            return answer(ApiError("malformed_json", "the body is not UTF-8 JSON"))
         content_type = app.current_event.headers.get("content-type") or ""
         if content_type.startswith("multipart/form-data") and "boundary=" not in content_type:
-            return answer(
-                ApiError(
-                    HTTPStatus.BAD_REQUEST, "malformed_body", "the multipart body has no boundary"
-                )
-            )
+            return answer(ApiError("malformed_body", "the multipart body has no boundary"))
         return _internal(exc)
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
@@ -162,7 +161,6 @@ def register(app: APIGatewayRestResolver) -> None:
         logger.exception("unhandled error in the API")
         return answer(
             ApiError(
-                HTTPStatus.INTERNAL_SERVER_ERROR,
                 "internal_error",
                 "something went wrong on our side; retry, or report the request id",
             )

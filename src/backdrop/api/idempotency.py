@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from aws_lambda_powertools.event_handler.openapi.params import Header
 from pydantic import BaseModel
 
-from backdrop.config import get_settings
-
 if TYPE_CHECKING:  # typing only: the module costs a cold start
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -40,13 +38,15 @@ def once(
     model: type[Answer],
     start: Callable[[], Answer],
     context: LambdaContext,
+    table: str,
 ) -> Answer:
     """`start()` once per (API key, `scope`, Idempotency-Key), its answer kept 24 h.
     `request` is what must match for a retry (the body as given)."""
-    # The bare key id: claims made before owners were recorded name it so (24 h of them).
+    # A claim names the key by its bare id, and a generation's by the key alone: the form
+    # every release has written, so a retry across a deploy finds its first answer.
     caller = owner.removeprefix("key:")
-    name = key if scope == "generations" else f"{scope}:{key}"  # generations' predate scopes
-    run, config = _idempotent(model)
+    name = key if scope == "generations" else f"{scope}:{key}"
+    run, config = _idempotent(model, table)
     # Lets an interrupted request's key be retried once this invocation's time is up.
     config.register_lambda_context(context)
     claim = {"key": f"{caller}:{name}", "request": request}
@@ -54,7 +54,7 @@ def once(
 
 
 @cache
-def _idempotent(model: type[BaseModel]) -> tuple[Any, Any]:
+def _idempotent(model: type[BaseModel], table: str) -> tuple[Any, Any]:
     """The idempotent runner for answers of `model`. Built, and imported, on the first
     request that has an Idempotency-Key."""
     from aws_lambda_powertools.utilities.idempotency import (
@@ -65,10 +65,6 @@ def _idempotent(model: type[BaseModel]) -> tuple[Any, Any]:
     from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import (
         PydanticSerializer,
     )
-
-    table = get_settings().idempotency_table
-    if not table:
-        raise RuntimeError("IDEMPOTENCY_TABLE is not set")
 
     def run(*, claim: dict[str, Any], start: Callable[[], BaseModel]) -> BaseModel:
         return start()

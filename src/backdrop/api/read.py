@@ -11,17 +11,15 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from backdrop.api import cursor as cursors
+from backdrop.api.caller import caller
+from backdrop.api.container import current
 from backdrop.api.schemas import error_responses
-from backdrop.api.views import GenerationPage, GenerationView, caller, generation_view
-from backdrop.batches.store import BatchNotFound, BatchStore
-from backdrop.config import get_settings
+from backdrop.batches.store import BatchNotFound
+from backdrop.contracts.views import GenerationPage, GenerationView, generation_view
 from backdrop.domain import JOB_ID_PATTERN, JobStatus
-from backdrop.jobs import JobNotFound, JobStore
+from backdrop.jobs import JobNotFound
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
-settings = get_settings()
-jobs = JobStore(settings)
-batches = BatchStore(settings)
 
 MAX_PAGE = 100
 
@@ -32,10 +30,11 @@ MAX_PAGE = 100
     responses={200: {"description": "The generation."}, **error_responses(403, 404, 422, 429, 500)},
 )
 def get_generation(job_id: str) -> GenerationView:
+    api = current()
     reader = caller(router.current_event)
     if not re.fullmatch(JOB_ID_PATTERN, job_id):
         raise JobNotFound(job_id)
-    return generation_view(jobs.get_for(job_id, reader), settings)
+    return generation_view(api.jobs.get_for(job_id, reader), api.result_url)
 
 
 @router.get(
@@ -56,14 +55,17 @@ def list_generations(
         str | None, Query(max_length=64, description="Only the jobs this batch started.")
     ] = None,
 ) -> GenerationPage:
+    api = current()
     reader = caller(router.current_event)
     if batch_id is not None:
         if not re.fullmatch(JOB_ID_PATTERN, batch_id):
             raise BatchNotFound(batch_id)
-        batches.get_for(batch_id, reader)  # another key's batch is 404, as an unknown one
+        api.batches.get_for(batch_id, reader)  # another key's batch is 404, as an unknown one
     after = cursors.position_of(cursor)
-    page = jobs.list_page(reader=reader, status=status, limit=limit, after=after, batch_id=batch_id)
+    page = api.jobs.list_page(
+        reader=reader, status=status, limit=limit, after=after, batch_id=batch_id
+    )
     return GenerationPage(
-        items=[generation_view(job, settings) for job in page.jobs],
+        items=[generation_view(job, api.result_url) for job in page.jobs],
         next_cursor=None if page.after is None else cursors.encode(page.after),
     )

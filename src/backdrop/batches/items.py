@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
-from backdrop import aws, executions, storage, telemetry
-from backdrop.batches.manifest import ManifestRow, row_layer
-from backdrop.batches.store import Batch, BatchItem, BatchStore, ItemOutcome
-from backdrop.config import Settings
+from backdrop import executions, storage, telemetry
+from backdrop.batches.deps import BatchDeps
+from backdrop.batches.manifest import ManifestRow
+from backdrop.batches.store import Batch, BatchItem, BatchStore
+from backdrop.config import BatchTaskSettings
 from backdrop.domain import (
     FINISHED,
     JOB_ID_PATTERN,
@@ -61,26 +61,14 @@ class ItemRun(BaseModel):
     input: dict[str, Any] | None = None
 
 
-class SettleInput(BaseModel):
-    batch_id: str = Field(pattern=JOB_ID_PATTERN)
-    index: int = Field(ge=0)
-    job_id: str = Field(pattern=JOB_ID_PATTERN)
-
-
-class JobNotFinished(Exception):
-    """The item's job is still under way (its workflow outlived the Map's wait for it): the
-    workflow asks again later."""
-
-
 def attempt_id(identity: tuple[str, str, str], attempt: int) -> str:
     """The job id of one attempt at an image. The first is the inbox's own id for it."""
     bucket, key, version = identity
     return source_job_id(bucket, key, version if attempt == 0 else f"{version}#{attempt}")
 
 
-def start_item(
-    item: ItemInput, *, settings: Settings, jobs: JobStore, batches: BatchStore
-) -> ItemRun:
+def start_item(item: ItemInput, deps: BatchDeps[BatchTaskSettings]) -> ItemRun:
+    settings, jobs, batches = deps.settings, deps.jobs, deps.batches
     recorded = batches.item(item.batch_id, item.index)
     if recorded is None:
         recorded = _record(item, settings=settings, jobs=jobs, batches=batches)
@@ -91,7 +79,7 @@ def start_item(
 
 
 def _record(
-    item: ItemInput, *, settings: Settings, jobs: JobStore, batches: BatchStore
+    item: ItemInput, *, settings: BatchTaskSettings, jobs: JobStore, batches: BatchStore
 ) -> BatchItem:
     batch = batches.get(item.batch_id)
     row, line = _row(item)
@@ -149,7 +137,7 @@ def _new_job(
     job_id: str,
     index: int,
     *,
-    settings: Settings,
+    settings: BatchTaskSettings,
     jobs: JobStore,
 ) -> Job:
     metadata = dict(batch.metadata) | ({"sku": row.sku} if row.sku else {})
@@ -157,7 +145,7 @@ def _new_job(
         trigger="batch",
         photo=photo,
         layers=(
-            row_layer(row),
+            Layer(row.options()),
             Layer(batch.options.model_dump(exclude_none=True), _batch_origin),
         ),
         metadata=metadata,
@@ -188,7 +176,7 @@ def _row(item: ItemInput) -> tuple[ManifestRow, int | None]:
     return ManifestRow.model_construct(key=item.key), None
 
 
-def _photo(row: ManifestRow, settings: Settings) -> tuple[Photo, tuple[str, str, str]]:
+def _photo(row: ManifestRow, settings: BatchTaskSettings) -> tuple[Photo, tuple[str, str, str]]:
     """The image, and what names it: the bucket, key and version the inbox would name it
     by (the version now current), or the URL."""
     if row.image_url is not None:
@@ -212,37 +200,3 @@ def _write(batches: BatchStore, item: BatchItem) -> BatchItem:
         assert found is not None
         return found
     return item
-
-
-def settle_item(
-    task: SettleInput, *, settings: Settings, jobs: JobStore, batches: BatchStore
-) -> None:
-    """Count how the item's job ended. A job whose workflow never ran, or ended without
-    recording it, is failed here (and announced), so every item ends."""
-    job = jobs.get(task.job_id)
-    if job.status not in FINISHED:
-        status = _execution_status(settings, job.id)
-        if status == "RUNNING":
-            raise JobNotFinished(job.id)
-        code, why = (
-            ("start_failed", "the batch could not start the job's workflow")
-            if status is None
-            else ("workflow_failed", f"the job's workflow ended {status.lower()}")
-        )
-        job = executions.fail(
-            job.id, JobError(code=code, message=why), settings=settings, jobs=jobs
-        )
-    outcome: ItemOutcome = "succeeded" if job.status is JobStatus.SUCCEEDED else "failed"
-    batches.settle_item(task.batch_id, task.index, outcome)
-
-
-def _execution_status(settings: Settings, job_id: str) -> str | None:
-    try:
-        answer = aws.client("stepfunctions").describe_execution(
-            executionArn=executions.execution_arn(settings.state_machine_arn, job_id)
-        )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ExecutionDoesNotExist":
-            return None
-        raise
-    return str(answer["status"])

@@ -16,9 +16,8 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from backdrop.api.requests import PublicImageUrl
-from backdrop.domain import MAX_IMAGE_URL_LENGTH, Problem, Refused
-from backdrop.plan import Layer
+from backdrop.contracts.requests import PublicImageUrl
+from backdrop.domain import Problem, Refused, exactly_one, image_url_fits
 from backdrop.storage import CATALOG_PREFIX, INBOX_PREFIX
 
 # Folders of the input bucket a batch may read: the inbox's and the catalogue's. uploads/
@@ -67,16 +66,14 @@ class ManifestRow(BaseModel):
 
     @model_validator(mode="after")
     def _one_image(self) -> Self:
-        if (self.key is None) == (self.image_url is None):
-            raise ValueError("give exactly one of key or image_url")
+        exactly_one(key=self.key, image_url=self.image_url)
         if self.key is not None:
             reason = folder_refusal(self.key)
             if reason is not None:
                 raise ValueError(f"key {reason}")
             if self.key.endswith("/"):
                 raise ValueError("key names a folder, not an image")
-        if self.image_url is not None and len(str(self.image_url)) > MAX_IMAGE_URL_LENGTH:
-            raise ValueError(f"image_url is longer than {MAX_IMAGE_URL_LENGTH} characters")
+        image_url_fits(self.image_url)
         return self
 
     def options(self) -> dict[str, Any]:
@@ -86,11 +83,6 @@ class ManifestRow(BaseModel):
         """The row as items.csv holds it."""
         values = self.model_dump(mode="json") | {"line": line}
         return {name: "" if values[name] is None else str(values[name]) for name in ITEM_COLUMNS}
-
-
-def row_layer(row: ManifestRow) -> Layer:
-    # Its problems are named by line where they are reported (read_manifest).
-    return Layer(row.options(), lambda name: name)
 
 
 def read_manifest(

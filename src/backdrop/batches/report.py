@@ -9,11 +9,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from backdrop import events, storage
+from backdrop.batches.deps import BatchDeps
 from backdrop.batches.manifest import csv_bytes
-from backdrop.batches.store import Batch, BatchItem, BatchStatus, BatchStore
-from backdrop.config import Settings
+from backdrop.batches.store import Batch, BatchItem, BatchStatus
+from backdrop.config import BatchTaskSettings, OutcomeSettings
 from backdrop.domain import JOB_ID_PATTERN, Job, JobError, JobStatus
-from backdrop.jobs import JobStore
 from backdrop.workflow.messages import CaughtError
 
 BATCH_COMPLETED = "Batch Completed"
@@ -44,9 +44,8 @@ class FinishInput(BaseModel):
     error: CaughtError | None = None
 
 
-def finish_batch(
-    task: FinishInput, *, settings: Settings, jobs: JobStore, batches: BatchStore
-) -> Batch:
+def finish_batch(task: FinishInput, deps: BatchDeps[BatchTaskSettings]) -> Batch:
+    settings, jobs, batches = deps.settings, deps.jobs, deps.batches
     batch_id = task.batch_id
     error = None
     if task.error is not None:
@@ -135,7 +134,7 @@ def counts_view(batch: Batch, total: int | None = None) -> dict[str, int | None]
     }
 
 
-def _announce(batch: Batch, settings: Settings) -> None:
+def _announce(batch: Batch, settings: OutcomeSettings) -> None:
     detail: dict[str, Any] = {
         "batch_id": batch.id,
         "status": batch.status.value,

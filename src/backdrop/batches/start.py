@@ -5,19 +5,19 @@ batch over the failed items of a finished one."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from backdrop import aws, storage
+from backdrop import aws, executions, storage
 from backdrop.batches import manifest
-from backdrop.batches.manifest import ManifestRow, row_layer
+from backdrop.batches.manifest import ManifestRow
 from backdrop.batches.store import Batch, BatchSource, BatchStatus, BatchStore
-from backdrop.config import Settings
+from backdrop.config import BatchStartSettings
+from backdrop.contracts.options import OptionLayer
 from backdrop.domain import JobError, Problem, Refused
 from backdrop.observability import logger
-from backdrop.plan import UPLOADS_PREFIX, Layer, OptionLayer, check_options
+from backdrop.plan import Layer, check_options, check_upload_key, uploaded_size
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 RETRIED = frozenset({"failed", "canceled"})
@@ -25,10 +25,6 @@ RETRIED = frozenset({"failed", "canceled"})
 
 class StartFailed(Exception):
     """The batch workflow could not be started; the batch is recorded as failed."""
-
-
-def _invalid(field: str, reason: str, code: str = "invalid_request") -> Refused:
-    return Refused(code, "the request is invalid", (Problem(field, reason),))
 
 
 def items_key(batch_id: str) -> str:
@@ -43,7 +39,7 @@ def start(
     manifest_key: str | None,
     options: dict[str, Any],
     metadata: dict[str, str],
-    settings: Settings,
+    settings: BatchStartSettings,
     batches: BatchStore,
 ) -> Batch:
     """Refused for anything at fault (nothing is recorded then); StartFailed if the
@@ -65,7 +61,9 @@ def start(
     return _launch(batch, rows, settings=settings, batches=batches)
 
 
-def retry(failed: Batch, batch_id: str, *, settings: Settings, batches: BatchStore) -> Batch:
+def retry(
+    failed: Batch, batch_id: str, *, settings: BatchStartSettings, batches: BatchStore
+) -> Batch:
     """A new batch over the items of `failed` that did not succeed (per its report): those
     whose jobs failed or were canceled, and those a cancel kept from starting. Refused if
     there are none."""
@@ -101,7 +99,11 @@ def retry(failed: Batch, batch_id: str, *, settings: Settings, batches: BatchSto
 
 
 def _launch(
-    batch: Batch, rows: list[dict[str, str]] | None, *, settings: Settings, batches: BatchStore
+    batch: Batch,
+    rows: list[dict[str, str]] | None,
+    *,
+    settings: BatchStartSettings,
+    batches: BatchStore,
 ) -> Batch:
     if rows is not None:
         key = items_key(batch.id)
@@ -118,14 +120,8 @@ def _launch(
         "error": None,  # a failed Map's, caught (batch.asl.json)
     }
     try:
-        aws.client("stepfunctions").start_execution(
-            stateMachineArn=settings.batch_state_machine_arn,
-            name=batch.id,
-            input=json.dumps(workflow_input),
-        )
+        executions.start_once(settings.batch_state_machine_arn, batch.id, workflow_input)
     except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
-            return batch
         logger.exception("the batch workflow could not be started", extra={"batch_id": batch.id})
         error = JobError(code="start_failed", message="the batch workflow could not be started")
         batches.finish(batch.id, status=BatchStatus.FAILED, counts={}, report_key=None, error=error)
@@ -133,39 +129,34 @@ def _launch(
     return batch
 
 
-def _check_prefix(prefix: str, settings: Settings) -> None:
+def _check_prefix(prefix: str, settings: BatchStartSettings) -> None:
     reason = manifest.folder_refusal(prefix)
     if reason is not None:
-        raise _invalid("prefix", reason)
+        raise Refused.field("prefix", reason)
     answer = aws.client("s3").list_objects_v2(
         Bucket=settings.input_bucket, Prefix=prefix, MaxKeys=1000
     )
     keys = [item["Key"] for item in answer.get("Contents", [])]
     if not keys:
-        raise _invalid("prefix", f"no objects under {prefix} in the input bucket")
+        raise Refused.field("prefix", f"no objects under {prefix} in the input bucket")
     if not answer.get("IsTruncated") and not any(k.lower().endswith(IMAGE_SUFFIXES) for k in keys):
-        raise _invalid(
+        raise Refused.field(
             "prefix",
             f"no images under {prefix} (none of its {len(keys)} objects is a "
             f"{', '.join(IMAGE_SUFFIXES)} file)",
         )
 
 
-def _manifest_rows(key: str, defaults: Layer, settings: Settings) -> list[dict[str, str]]:
+def _manifest_rows(key: str, defaults: Layer, settings: BatchStartSettings) -> list[dict[str, str]]:
     kind = key.rpartition(".")[2].lower()
-    if not key.startswith(UPLOADS_PREFIX) or ".." in key:
-        raise _invalid("manifest_key", "use the image_key answered by POST /v1/uploads")
+    check_upload_key(key, "manifest_key")
     if kind not in manifest.MANIFEST_TYPES:
-        raise _invalid(
+        raise Refused.field(
             "manifest_key",
             "a manifest is a CSV (.csv) or JSON Lines (.jsonl) file: upload it with "
             "POST /v1/uploads as text/csv or application/x-ndjson",
         )
-    size = storage.object_size(settings.input_bucket, key, None)
-    if size is None:
-        raise _invalid(
-            "manifest_key", "nothing has been uploaded with this key (or the upload has expired)"
-        )
+    size = uploaded_size(key, "manifest_key", settings)
     if size > manifest.MAX_MANIFEST_BYTES:
         raise Refused(
             "invalid_manifest",
@@ -174,7 +165,8 @@ def _manifest_rows(key: str, defaults: Layer, settings: Settings) -> list[dict[s
         )
 
     def check(row: ManifestRow) -> None:
-        check_options((row_layer(row), defaults), settings)
+        # Its problems are named by line where they are reported (read_manifest).
+        check_options((Layer(row.options()), defaults), settings)
 
     data = storage.read_object(settings.input_bucket, key)
     rows = manifest.read_manifest(data, kind, check=check)

@@ -14,10 +14,10 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field
 
 from backdrop import aws
-from backdrop.config import Settings
+from backdrop.config import BatchSettings
+from backdrop.contracts.options import OptionLayer
 from backdrop.domain import JobError
 from backdrop.jobs import LIST_KEY, from_item, is_condition_failure, position, to_attr, to_item
-from backdrop.plan import OptionLayer
 
 BATCH_SORT = "batch"
 ITEM_SORT_PREFIX = "item#"
@@ -120,7 +120,7 @@ def _item_sort(index: int) -> str:
 
 
 class BatchStore:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: BatchSettings) -> None:
         self._table = settings.batches_table or ""  # set for every function that reads it
         self._ttl = timedelta(days=settings.job_ttl_days)
 

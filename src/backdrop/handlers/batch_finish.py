@@ -1,6 +1,7 @@
 """Batch workflow task: the report, the final counts and status, Batch Completed."""
 
+from backdrop.batches import deps
 from backdrop.batches.report import FinishInput, finish_batch
-from backdrop.handlers.batch_task import batch_task
+from backdrop.handlers.task import task
 
-handler = batch_task(FinishInput, finish_batch)
+handler = task(FinishInput, finish_batch, deps.WIRING)

@@ -1,6 +1,7 @@
 """Batch workflow task: turn one item into a job (or skip it), for the Map to run."""
 
+from backdrop.batches import deps
 from backdrop.batches.items import ItemInput, start_item
-from backdrop.handlers.batch_task import batch_task
+from backdrop.handlers.task import task
 
-handler = batch_task(ItemInput, start_item)
+handler = task(ItemInput, start_item, deps.WIRING)

@@ -1,6 +1,7 @@
 """Batch workflow task: count how one item's job ended."""
 
-from backdrop.batches.items import SettleInput, settle_item
-from backdrop.handlers.batch_task import batch_task
+from backdrop.batches import deps
+from backdrop.batches.settle import SettleInput, settle_item
+from backdrop.handlers.task import task
 
-handler = batch_task(SettleInput, settle_item)
+handler = task(SettleInput, settle_item, deps.SETTLE_WIRING)

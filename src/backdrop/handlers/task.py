@@ -1,55 +1,43 @@
-"""The one decorator every workflow task handler is: logger, parsed input, the container's
-settings and job store, and a JSON answer for the state machine."""
+"""The one decorator every workflow task handler is (the generation's and the batch's):
+parsed input, the container's collaborators, and a JSON answer for the state machine."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache, wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
 from backdrop import telemetry
-from backdrop.config import get_settings
 from backdrop.observability import logger
 from backdrop.providers.errors import ProviderError
-from backdrop.workflow.deps import Deps
-from backdrop.workflow.messages import TaskInput
+from backdrop.runtime import Function, Wiring
 
 if TYPE_CHECKING:  # typing only: the module costs a cold start
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-In = TypeVar("In", bound=TaskInput)
-LambdaHandler = Callable[[dict[str, Any], "LambdaContext"], Any]
-
-
-@cache
-def deps() -> Deps:
-    # Settings are read, and so checked, once per container.
-    return Deps.of(get_settings())
+In = TypeVar("In", bound=BaseModel)
+C = TypeVar("C")
+_KEYS = ("job_id", "batch_id")  # the log keys a task's input may name
 
 
 def task(
-    model: type[In],
-) -> Callable[[Callable[[In, Deps], BaseModel | None]], LambdaHandler]:
-    """`handler = task(Input)(logic)`: `logic(parsed input, deps)` is the whole task."""
+    model: type[In], logic: Callable[[In, C], BaseModel | None], wiring: Wiring[Any, C]
+) -> Function[C]:
+    """`handler = task(Input, logic, wiring)`: `logic(parsed input, container)` is the whole
+    task, the container made by `wiring` once per Lambda container."""
 
-    def decorate(logic: Callable[[In, Deps], BaseModel | None]) -> LambdaHandler:
-        deps()  # a bad setting fails the cold start, not the first job
+    def run(container: C, event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | None:
+        # A malformed input is the state machine's bug: it fails the task loudly.
+        task_input = model.model_validate(event)
+        logger.append_keys(
+            **{key: getattr(task_input, key) for key in _KEYS if key in model.model_fields}
+        )
+        try:
+            answer = logic(task_input, container)
+        except ProviderError as exc:
+            telemetry.provider_error(exc.provider, exc.code)  # then the workflow decides
+            raise
+        return None if answer is None else answer.model_dump(mode="json")
 
-        @logger.inject_lambda_context
-        @wraps(logic)
-        def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | None:
-            # A malformed input is the state machine's bug: it fails the task loudly.
-            task_input = model.model_validate(event)
-            logger.append_keys(job_id=task_input.job_id)
-            try:
-                answer = logic(task_input, deps())
-            except ProviderError as exc:
-                telemetry.provider_error(exc.provider, exc.code)  # then the workflow decides
-                raise
-            return None if answer is None else answer.model_dump(mode="json")
-
-        return handler
-
-    return decorate
+    return Function(wiring, run)

@@ -11,14 +11,14 @@ from backdrop import aws
 from backdrop.providers import registry
 from backdrop.providers.base import AsyncProvider, Mode, SyncProvider
 from backdrop.providers.errors import ProviderAuthError
+from backdrop.providers.transport import new_http_client
 
 
 @cache
 def http_client(timeout: float) -> httpx.Client:
     """One connection pool per container for provider calls (result downloads have their
-    own, guarded: fetch_guard.py). No redirects: httpx would carry the provider's key
-    header to wherever one points."""
-    return httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+    own, guarded: fetch_guard.py)."""
+    return new_http_client(timeout)
 
 
 def _client(name: str, mode: Mode, timeout: float) -> AsyncProvider | SyncProvider:

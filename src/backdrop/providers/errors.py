@@ -1,15 +1,25 @@
 """Typed provider errors. Their class names are the Lambda `errorType`s that the
-state machine's Retry and Catch match on, so renaming one means editing the ASL too."""
+state machine's Retry and Catch match on, so renaming one means editing the ASL too, and
+the error catalogue (error_codes.py), which says the code each records and whether the
+workflow retries it."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from backdrop import error_codes
 
 
 class ProviderError(Exception):
-    """A provider call did not give what we asked for. `code` is what the job records."""
+    """A provider call did not give what we asked for. `code` is what the job records: the
+    catalogue's code for the class's name, so a new error without one fails at import."""
 
-    code: ClassVar[str] = "provider_error"
+    # Raised bare, it is no errorType the workflow knows (workflow/failures.py).
+    code: ClassVar[str] = "internal_error"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.code = error_codes.for_error_type(cls.__name__).name
 
     def __init__(
         self, message: str, *, provider: str, status: int | None = None, detail: str | None = None
@@ -22,9 +32,7 @@ class ProviderError(Exception):
 
 
 class ProviderThrottled(ProviderError):
-    """429: retried by the workflow with backoff; `retry_after` is the provider's reset time."""
-
-    code = "provider_throttled"
+    """429: the tasks wait for `retry_after`, the provider's reset time, instead of failing."""
 
     def __init__(
         self,
@@ -39,72 +47,50 @@ class ProviderThrottled(ProviderError):
 
 
 class ProviderUnavailable(ProviderError):
-    """5xx, timeouts, connection failures: transient, retried by the workflow."""
-
-    code = "provider_unavailable"
+    """5xx, 408, timeouts, connection failures: transient."""
 
 
 class ProviderOutcomeUnknown(ProviderError):
     """Paid work reached the provider but its answer was lost (read timeout, dropped
     connection). Never retried: the provider may have done, and billed, the work."""
 
-    code = "provider_outcome_unknown"
-
 
 class ProviderRejected(ProviderError):
-    """The provider refused the request as invalid (400/404/413/415/422/431)."""
-
-    code = "provider_rejected"
+    """The provider refused the request as invalid (the statuses in _REJECTED)."""
 
 
 class ProviderAuthError(ProviderError):
-    """401/403: a wrong or missing API key. Never retried."""
-
-    code = "provider_auth"
+    """401/403: a wrong or missing API key."""
 
 
 class ProviderQuotaExceeded(ProviderError):
-    """402: out of credits. Never retried."""
-
-    code = "provider_quota"
+    """402: out of credits."""
 
 
 class ProviderJobFailed(ProviderError):
     """The provider accepted the work and later reported it failed (status `error`)."""
 
-    code = "provider_failed"
-
 
 class ProviderTimeout(ProviderError):
     """The provider did not finish within the poll limits."""
-
-    code = "provider_timeout"
 
 
 class QueueTimeout(ProviderError):
     """A job waited its turn at the provider's rate limit past QueueDeadlineSeconds; it was
     never sent, so nothing was paid."""
 
-    code = "queue_timeout"
-
 
 class ProviderProtocolError(ProviderError):
     """An answer we cannot understand (unknown status word, missing fields)."""
-
-    code = "provider_protocol"
 
 
 class ResultUnavailable(ProviderError):
     """A finished result could not be downloaded (expired or missing URL)."""
 
-    code = "result_unavailable"
-
 
 class ResultBlocked(ProviderError):
     """A result download broke a fetch guard (fetch_guard.py): a scheme or address we do not
-    fetch from, one redirect too many, or more than ResultMaxBytes. Never retried."""
-
-    code = "result_blocked"
+    fetch from, one redirect too many, or more than ResultMaxBytes."""
 
 
 # Statuses meaning "this request will never work as sent".

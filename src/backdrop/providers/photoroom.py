@@ -22,8 +22,11 @@ from typing import Any, TypeVar
 
 import httpx
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
+from backdrop.domain import exactly_one
+from backdrop.image_types import sniff_image
+from backdrop.providers import registry
 from backdrop.providers.base import ProviderRequest
 from backdrop.providers.errors import (
     ProviderAuthError,
@@ -31,10 +34,10 @@ from backdrop.providers.errors import (
     ProviderProtocolError,
     from_status,
 )
-from backdrop.providers.transport import transport_errors
+from backdrop.providers.transport import ProviderAnswer, new_http_client, transport_errors
 
 NAME = "photoroom"
-DEFAULT_BASE_URL = "https://image-api.photoroom.com"
+DEFAULT_BASE_URL = registry.get(NAME).default_url  # the registry entry owns it
 # Our format names -> Photoroom's export.format.
 EXPORT_FORMATS = {"JPG": "jpeg", "PNG": "png", "WEBP": "webp"}
 
@@ -52,28 +55,21 @@ _LOGGED_HEADERS = {
     "pr-unsupported-attributes": "unsupported",
 }
 _EXPAND = {True: "ai.auto", False: "ai.never"}
-# The part's content type is a hint only; a known one is what curl's `@file.png` sends.
-_IMAGE_SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "image/png", "image.png"),
-    (b"\xff\xd8\xff", "image/jpeg", "image.jpg"),
-)
+# The part's content type and name are hints only; known ones are what curl's `@file.png`
+# sends.
+_PART_NAMES = {"image/png": "image.png", "image/jpeg": "image.jpg", "image/webp": "image.webp"}
 
 
 _N = TypeVar("_N", int, float)
 
 
-class _Answer(BaseModel):
-    # Unknown fields are ignored: the provider may add some at any time.
-    model_config = ConfigDict(extra="ignore")
-
-
-class _ErrorDetail(_Answer):
+class _ErrorDetail(ProviderAnswer):
     # Any: a 422 from a framework may carry a list here; it is shown, not interpreted.
     message: Any = None
     detail: Any = None
 
 
-class _ErrorBody(_Answer):
+class _ErrorBody(ProviderAnswer):
     # {"error": {"message"}} (400, 500), {"error": {"detail"}} (402); a plain
     # {"detail"}/{"message"} or {"error": "text"} from a proxy or framework is read too.
     error: _ErrorDetail | str | None = None
@@ -117,15 +113,14 @@ class PhotoroomClient:
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = 60.0,
         http: httpx.Client | None = None,
-        default_model: str = "3",
+        default_model: str = registry.PHOTOROOM_DEFAULT_MODEL,
     ) -> None:
         if not api_key:
             raise ProviderAuthError("no Photoroom API key is configured", provider=NAME)
         self._api_key = api_key
         self._base_url = base_url.rstrip("/")
         self._default_model = default_model
-        # Generation takes seconds, so the read timeout is long; a dead host fails fast.
-        self._http = http or httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+        self._http = http or new_http_client(timeout)
 
     def generate(self, request: ProviderRequest) -> AbstractContextManager[EditedImage]:
         """One image of the job, with the request's seed (the interface of sync providers)."""
@@ -154,8 +149,7 @@ class PhotoroomClient:
     ) -> Iterator[EditedImage]:
         """Generate one background. Yields the image while its body is still streaming,
         so a large answer is never held in memory; read `chunks` inside the `with`."""
-        if (image_url is None) == (image is None):
-            raise ValueError("give exactly one of image_url or image")
+        exactly_one(image_url=image_url, image=image)
         fields = _fields(options)
         model = options.model or self._default_model
         headers = {
@@ -264,12 +258,10 @@ def _fields(options: EditOptions) -> dict[str, str]:
 
 
 def _image_type(image: bytes) -> tuple[str, str]:
-    for signature, content_type, filename in _IMAGE_SIGNATURES:
-        if image.startswith(signature):
-            return content_type, filename
-    if image[:4] == b"RIFF" and image[8:12] == b"WEBP":
-        return "image/webp", "image.webp"
-    return "application/octet-stream", "image"
+    content_type = sniff_image(image)
+    if content_type is None:
+        return "application/octet-stream", "image"
+    return content_type, _PART_NAMES[content_type]
 
 
 def _chunks(response: httpx.Response) -> Iterator[bytes]:

@@ -10,8 +10,10 @@ from typing import Any, TypeVar
 
 import httpx
 from aws_lambda_powertools import Logger
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
+from backdrop.domain import exactly_one
+from backdrop.providers import registry
 from backdrop.providers.base import PollOutcome, ProviderRequest, Submitted
 from backdrop.providers.errors import (
     ProviderAuthError,
@@ -20,12 +22,12 @@ from backdrop.providers.errors import (
     ProviderProtocolError,
     from_status,
 )
-from backdrop.providers.transport import transport_errors
+from backdrop.providers.transport import ProviderAnswer, new_http_client, transport_errors
 
 NAME = "picsart"
 # The job id recorded when a submit's answer holds the results but names no inference id.
 ANSWERED_AT_SUBMIT = "answered-at-submit"
-DEFAULT_BASE_URL = "https://genai-api.picsart.io/v1"
+DEFAULT_BASE_URL = registry.get(NAME).default_url  # the registry entry owns it
 logger = Logger(child=True)
 
 # Answer headers worth a log line: they explain throttling and spend. Never the key.
@@ -38,27 +40,22 @@ _LOGGED_HEADERS = {
 }
 
 
-class _Answer(BaseModel):
-    # Unknown fields are ignored: the provider may add some at any time.
-    model_config = ConfigDict(extra="ignore")
+_T = TypeVar("_T", bound=ProviderAnswer)
 
 
-_T = TypeVar("_T", bound=_Answer)
-
-
-class _Submitted(_Answer):
+class _Submitted(ProviderAnswer):
     status: str | None = None
     # The spec's prose says transaction_id, the docs and SDK inference_id: accept both.
     inference_id: str | None = None
     transaction_id: str | None = None
 
 
-class _ResultItem(_Answer):
+class _ResultItem(ProviderAnswer):
     id: str | None = None
     url: str
 
 
-class _PollAnswer(_Answer):
+class _PollAnswer(ProviderAnswer):
     status: str
     data: list[_ResultItem] | None = None
     detail: str | None = None
@@ -72,7 +69,7 @@ class _Finished(_PollAnswer):
     transaction_id: str | None = None
 
 
-class _Balance(_Answer):
+class _Balance(ProviderAnswer):
     credits: int
 
 
@@ -94,7 +91,7 @@ class PicsartClient:
             raise ProviderAuthError("no Picsart API key is configured", provider=NAME)
         self._base_url = base_url.rstrip("/")
         self._headers = {"X-Picsart-API-Key": api_key, "Accept": "application/json"}
-        self._http = http or httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
+        self._http = http or new_http_client(timeout)
         # What the last answer said of the account's rate limit (for the rate governor).
         self.last_available: int | None = None
 
@@ -154,8 +151,7 @@ class PicsartClient:
         format: str,
         wait_seconds: int,
     ) -> httpx.Response:
-        if (image_url is None) == (image is None):
-            raise ValueError("give exactly one of image_url or image")
+        exactly_one(image_url=image_url, image=image)
         fields = {"prompt": prompt, "count": str(count), "format": format, "mode": "async"}
         if negative_prompt:
             fields["negative_prompt"] = negative_prompt

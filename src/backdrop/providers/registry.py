@@ -29,16 +29,21 @@ def _photoroom(api_key: str, settings: ProviderSettings, http: httpx.Client) -> 
     from backdrop.providers.photoroom import PhotoroomClient
 
     return PhotoroomClient(
-        api_key, base_url=settings.api_url, http=http, default_model=settings.model or "3"
+        api_key,
+        base_url=settings.api_url,
+        http=http,
+        default_model=settings.model or PHOTOROOM_DEFAULT_MODEL,
     )
 
 
+# The model Photoroom is asked for where neither the job nor the stack names one.
+PHOTOROOM_DEFAULT_MODEL = "3"
 # Photoroom honours a negative prompt with model 2 only (providers.md).
 PHOTOROOM_NEGATIVE_PROMPT_MODELS = frozenset({"2"})
 
 
 def _photoroom_rules(options: GenerationOptions, settings: ProviderSettings) -> list[Problem]:
-    model = options.model or settings.model or "3"
+    model = options.model or settings.model or PHOTOROOM_DEFAULT_MODEL
     if options.negative_prompt and model not in PHOTOROOM_NEGATIVE_PROMPT_MODELS:
         reason = f"photoroom ignores negative_prompt with model {model}; use model 2 or drop it"
         return [Problem("negative_prompt", reason)]

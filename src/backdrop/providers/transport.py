@@ -1,4 +1,5 @@
-"""httpx's transport failures as typed provider errors, for the clients that call out."""
+"""What the provider clients share to call out: their HTTP client, httpx's transport
+failures as typed provider errors, and the base of the answers they read."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+from pydantic import BaseModel, ConfigDict
 
 from backdrop.providers.errors import ProviderOutcomeUnknown, ProviderUnavailable
 
@@ -17,6 +19,20 @@ _NOT_SENT = (
     httpx.WriteError,
     httpx.WriteTimeout,
 )
+
+
+class ProviderAnswer(BaseModel):
+    """A provider's JSON answer. Unknown fields are ignored: the provider may add some at
+    any time."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def new_http_client(timeout: float) -> httpx.Client:
+    """An HTTP client for provider calls: `timeout` to read (generation takes seconds), and
+    a dead host fails fast. No redirects (httpx's default): it would carry the provider's
+    key header to wherever one points."""
+    return httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
 
 
 @contextmanager

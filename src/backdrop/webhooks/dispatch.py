@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from backdrop import aws
-from backdrop.api.views import generation_view
-from backdrop.config import Settings
+from backdrop import aws, storage
+from backdrop.config import WebhookSettings
+from backdrop.contracts.views import generation_view
 from backdrop.domain import JobStatus, WebhookState
 from backdrop.jobs import JobStore
 from backdrop.observability import logger
@@ -45,7 +45,7 @@ class NotDue(Exception):
 
 @dataclass
 class Dispatcher:
-    settings: Settings
+    settings: WebhookSettings
     jobs: JobStore
 
     def handle(self, body: dict[str, Any], receipt_handle: str) -> None:
@@ -67,7 +67,7 @@ class Dispatcher:
             destinations.append((job.webhook_url, True))
         if not destinations:
             return
-        data = generation_view(job, self.settings).model_dump(mode="json")
+        data = generation_view(job, self._result_url).model_dump(mode="json")
         # Where the job's own webhook goes is the caller's business, not every subscriber's.
         data["request"].pop("webhook_url", None)
         payload = {
@@ -102,6 +102,11 @@ class Dispatcher:
                 # The outcome's message returns and is split again: a repeat, never a loss.
                 raise RuntimeError(f"webhook deliveries not queued: {answer['Failed']}")
 
+    def _result_url(self, key: str) -> str:
+        return storage.presigned_get(
+            self.settings.results_bucket, key, self.settings.result_url_expiry_seconds
+        )
+
     def retry(self, delivery: Delivery, receipt_handle: str) -> None:
         early = delivery.not_before - time.time()
         if early > 1:
@@ -114,7 +119,7 @@ class Dispatcher:
         self.try_once(delivery)
 
     def try_once(self, delivery: Delivery) -> None:
-        secret = aws.secret(self.settings.webhook_secret_name or "")
+        secret = aws.secret(self.settings.webhook_secret_name)
         outcome = attempt(
             delivery,
             signing.keys(secret),

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 import httpx
 
 from backdrop import fetch_guard, storage
-from backdrop.config import Settings
+from backdrop.config import WorkflowSettings
 from backdrop.domain import Job, ResultImage
+from backdrop.image_types import SNIFF_BYTES, sniff_image
 from backdrop.providers.errors import (
     ProviderProtocolError,
     ProviderUnavailable,
@@ -20,11 +21,11 @@ from backdrop.providers.errors import (
 )
 
 CHUNK_BYTES = 64 * 1024
-# Enough of a file to tell JPEG, PNG and WEBP apart by their first bytes.
-SNIFF_BYTES = 12
 
 
-def copy_results_to_s3(urls: list[str], *, job: Job, settings: Settings) -> list[ResultImage]:
+def copy_results_to_s3(
+    urls: list[str], *, job: Job, settings: WorkflowSettings
+) -> list[ResultImage]:
     """Stream every result into the results bucket. Nothing is downloaded if the provider
     answered more URLs than the job asked images for, or if any URL is refused as given."""
     if len(urls) > job.options.count:
@@ -123,17 +124,6 @@ def copy_url_to_s3(
             f"downloading a result failed ({type(exc).__name__})", provider=provider
         ) from exc
     return ResultImage(index=index, key=key, content_type=content_type, size=size)
-
-
-def sniff_image(head: bytes) -> str | None:
-    """The content type the first bytes of a file show: JPEG, PNG or WEBP; None otherwise."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def _peek(chunks: Iterator[bytes], size: int) -> tuple[bytes, Iterator[bytes]]:

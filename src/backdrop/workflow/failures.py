@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import json
 
+from backdrop import error_codes
 from backdrop.domain import JobError
 from backdrop.observability import logger
 from backdrop.providers import errors
 
-# Errors raised by the state machine itself rather than by our code.
-_STATES_ERRORS = {
-    "States.Timeout": ("timeout", "a workflow step ran past its time limit"),
-    "Sandbox.Timedout": ("timeout", "a workflow step's function ran past its time limit"),
+# Errors raised by the state machine itself rather than by our code: a fixed message each
+# (their causes are Step Functions' words, not ours), their codes the catalogue's.
+_STATES_MESSAGES = {
+    "States.Timeout": "a workflow step ran past its time limit",
+    "Sandbox.Timedout": "a workflow step's function ran past its time limit",
 }
+_STATES_ERRORS = {
+    error: (error_codes.for_error_type(error).name, message)
+    for error, message in _STATES_MESSAGES.items()
+}
+# Ours (the catalogue's codes too, by class name): their messages are shown.
 _KNOWN = {cls.__name__: cls.code for cls in errors.ProviderError.__subclasses__()}
 
 

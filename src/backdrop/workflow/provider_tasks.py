@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TypeVar
 
-from backdrop import storage, telemetry
+from backdrop import error_codes, storage, telemetry
 from backdrop.domain import (
     MAX_IMAGE_URL_LENGTH,
     MAX_SEED,
@@ -38,20 +38,20 @@ SOURCE_URL_SECONDS = 3600
 # A provider that is down (5xx, no connection) before it took the job is tried this many
 # more times, with exponential backoff and full jitter. Counted in the Step, not by a
 # state's Retry: a retry that must then wait for its turn would reset a Retry's count.
-PROVIDER_RETRIES = 3
+PROVIDER_RETRIES = error_codes.WORKFLOW_RETRIES
 RETRY_INTERVAL_SECONDS = 2.0
 RETRY_MAX_DELAY_SECONDS = 30.0
 
 # A wait for a turn or a token shorter than this is slept in the task, not by the Wait
-# state: a Wait takes whole seconds, so a turn 0.2 s away came 0.8 s late and turns
-# bunched on whole seconds (some then found no token, and the bucket overflowed between
-# bunches: a batch at the limit went below it, bench/batch.py); and a Wait costs two state
-# transitions and another invocation, more than a second of the task.
+# state: a Wait takes whole seconds, so it would make a turn 0.2 s away 0.8 s late and
+# bunch turns on whole seconds (some then find no token, and the bucket overflows between
+# bunches, so a batch at the limit runs below it); and a Wait costs two state transitions
+# and another invocation, more than a second of the task.
 SLEEP_BELOW_SECONDS = 1.0
 Seconds = TypeVar("Seconds", int, float)
 
-# Provider clients, httpx and Secrets Manager are imported by the task that calls out, when
-# it does (a cold start of the other tasks does not pay for them).
+# Provider clients come from deps.clients, which imports them (httpx, Secrets Manager) only
+# when a task calls out.
 
 
 def _limit(spec: ProviderSpec) -> Limit:
@@ -84,9 +84,7 @@ def submit(task: StepInput, deps: Deps) -> Step:
     if isinstance(turn, Step):
         return turn
 
-    from backdrop.providers.clients import async_client
-
-    client = async_client(job.provider, timeout=deps.settings.provider_timeout_seconds)
+    client = deps.clients.async_client(job.provider, timeout=deps.settings.provider_timeout_seconds)
     request = _request(job)
     if not deps.jobs.mark_submitting(job.id):
         raise errors.ProviderOutcomeUnknown(
@@ -148,8 +146,8 @@ def _waited(provider: str, seconds: Seconds) -> Seconds:
     return seconds
 
 
-def _sleep(provider: str, seconds: float) -> None:
-    time.sleep(_waited(provider, seconds))
+def _sleep(deps: Deps, provider: str, seconds: float) -> None:
+    deps.sleep(_waited(provider, seconds))
 
 
 def _observe(client: object, provider: str, spec: ProviderSpec, deps: Deps) -> None:
@@ -196,13 +194,13 @@ def _turn(step: Step, job: Job, spec: ProviderSpec, deps: Deps, *, count: int) -
                 provider=job.provider,
             ) from None
         if turn.reserved and 0 < turn.wait < SLEEP_BELOW_SECONDS:
-            _sleep(job.provider, turn.wait)
+            _sleep(deps, job.provider, turn.wait)
         elif turn.wait > 0:
             wait = _waited(job.provider, _seconds(turn.wait))
             return _queued(step, wait, turn=turn.reserved)
     grant = deps.governor.take_new(job.provider, limit, count)
     if grant.granted == 0 and 0 < grant.wait < SLEEP_BELOW_SECONDS:
-        _sleep(job.provider, grant.wait)
+        _sleep(deps, job.provider, grant.wait)
         grant = deps.governor.take_new(job.provider, limit, count)
     if grant.granted == 0:
         # Its turn came but no token: polls of accepted jobs went first. It keeps its turn.
@@ -259,9 +257,7 @@ def poll(task: StepInput, deps: Deps) -> Step:
             wait = _waited(provider, _seconds(grant.wait))
             return step.model_copy(update={"wait_seconds": wait, "token": token})
 
-    from backdrop.providers.clients import async_client
-
-    client = async_client(provider, timeout=deps.settings.provider_timeout_seconds)
+    client = deps.clients.async_client(provider, timeout=deps.settings.provider_timeout_seconds)
     try:
         outcome = client.poll(step.provider_job_id)
     except errors.ProviderThrottled as exc:
@@ -338,9 +334,7 @@ def generate(task: StepInput, deps: Deps) -> Step:
     if job.status is JobStatus.QUEUED:
         jobs.mark_running(job.id, None)
 
-    from backdrop.providers.clients import sync_client
-
-    client = sync_client(job.provider, timeout=settings.provider_timeout_seconds)
+    client = deps.clients.sync_client(job.provider, timeout=settings.provider_timeout_seconds)
     base = _request(job) if now else None
 
     def make(index: int) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import math
 
-from backdrop.config import Settings
-from backdrop.governor import Governor
+from backdrop.config import WorkflowSettings
+from backdrop.stores import JobDurations
 
 # Poll k (from 0) is aimed at this quantile of recent durations: the first at the median,
 # then where most of the rest finish. Beyond the list, every PollIntervalSeconds.
@@ -17,7 +17,12 @@ _LEAD = 0.3  # seconds polled after the aimed time, so a result a moment late is
 
 
 def next_wait(
-    governor: Governor, provider: str, settings: Settings, *, elapsed: float, attempt: int
+    governor: JobDurations,
+    provider: str,
+    settings: WorkflowSettings,
+    *,
+    elapsed: float,
+    attempt: int,
 ) -> int:
     """Seconds to wait before poll `attempt` (0 = the first), `elapsed` s after submit."""
     fixed = settings.poll_first_wait_seconds if attempt == 0 else settings.poll_interval_seconds

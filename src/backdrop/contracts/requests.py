@@ -1,10 +1,12 @@
-"""Body of POST /v1/generations: JSON, or the same fields as multipart/form-data or a form."""
+"""A generation as callers ask for it: the body of POST /v1/generations (JSON, or the same
+fields as multipart/form-data or a form), and the detail of a `Generation Requested` event."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import os
 from functools import partial
 from typing import Annotated, Any, Self
 
@@ -16,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     WithJsonSchema,
     model_validator,
@@ -23,9 +26,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from backdrop import fetch_guard
-from backdrop.config import get_settings
 from backdrop.domain import (
-    MAX_IMAGE_URL_LENGTH,
     MAX_METADATA_ENTRIES,
     MAX_SEED,
     OUTPUT_SIZE_PATTERN,
@@ -33,9 +34,9 @@ from backdrop.domain import (
     Metadata,
     ModelVersion,
     ReferenceBox,
-    Trigger,
+    exactly_one,
+    image_url_fits,
 )
-from backdrop.plan import Ask, Layer, OptionLayer, Photo
 from backdrop.providers import registry
 
 # Lambda takes at most 6 MB per request and base64 adds a third: bigger photos go by upload.
@@ -51,12 +52,15 @@ def _known_provider(name: str) -> str:
 
 def _stack_allows(setting: str) -> bool:
     # Only the local stack allows loopback (AllowLoopbackFetch, AllowPrivateWebhookHosts),
-    # for the local AWS's presigned URLs and test receivers; without a stack's environment
-    # (the models' own tests), never.
+    # for the local AWS's presigned URLs and test receivers. Read from the environment, as
+    # the function's settings are: a shape has no container to ask. Unset or unreadable: no.
     try:
-        return bool(getattr(get_settings(), setting))
+        return _FLAG.validate_python(os.environ.get(setting.upper(), "false"))
     except ValidationError:
         return False
+
+
+_FLAG = TypeAdapter(bool)
 
 
 def _provider_fetchable(url: AnyHttpUrl) -> AnyHttpUrl:
@@ -113,8 +117,7 @@ class Guidance(BaseModel):
 
     @model_validator(mode="after")
     def _exactly_one_image(self) -> Self:
-        if (self.image_url is None) == (self.image_key is None):
-            raise ValueError("give exactly one of image_url or image_key")
+        exactly_one(image_url=self.image_url, image_key=self.image_key)
         return self
 
 
@@ -213,44 +216,27 @@ class GenerationRequest(BaseModel):
 
     @model_validator(mode="after")
     def _exactly_one_image(self) -> Self:
-        given = [name for name in IMAGE_FIELDS if getattr(self, name) is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of " + ", ".join(IMAGE_FIELDS))
-        if self.image_url is not None and len(str(self.image_url)) > MAX_IMAGE_URL_LENGTH:
-            raise ValueError(f"image_url is longer than {MAX_IMAGE_URL_LENGTH} characters")
+        exactly_one(**{name: getattr(self, name) for name in IMAGE_FIELDS})
+        image_url_fits(self.image_url)
         return self
 
     @property
     def inline_image(self) -> bytes | None:
         return self.image if self.image is not None else self.image_base64
 
-    def ask(self, *, trigger: Trigger, owner: str, job_id: str | None = None) -> Ask:
-        """What this request asks the plan for (the API's, and the events' too)."""
-        if self.image_url is not None:
-            photo = Photo(url=str(self.image_url), field="image_url")
-        elif self.image_key is not None:
-            photo = Photo(upload_key=self.image_key, field="image_key")
-        else:
-            field = "image" if self.image is not None else "image_base64"
-            photo = Photo(data=self.inline_image, field=field)
-        guidance = self.guidance
-        return Ask(
-            trigger=trigger,
-            photo=photo,
-            layers=(Layer(self.model_dump(include=_OPTION_FIELDS, exclude_none=True)),),
-            guidance=None
-            if guidance is None
-            else Photo(
-                url=str(guidance.image_url) if guidance.image_url else None,
-                upload_key=guidance.image_key,
-                field="guidance.image_key",
-            ),
-            guidance_scale=guidance.scale if guidance else 0.6,
-            metadata=self.metadata,
-            owner=owner,
-            job_id=job_id,
-            webhook_url=self.webhook_url,
-        )
 
+class RequestedGeneration(GenerationRequest):
+    """A `Generation Requested` event's detail: POST /v1/generations' fields, the image by
+    URL or upload key (events are too small for the photo itself)."""
 
-_OPTION_FIELDS = set(OptionLayer.model_fields)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    webhook_url: UnresolvedWebhookUrl | None = None
+
+    @model_validator(mode="after")
+    def _no_photo_inline(self) -> Self:
+        if self.inline_image is not None:
+            raise ValueError(
+                "an event cannot carry the photo: upload it (POST /v1/uploads) and give "
+                "image_key, or give image_url"
+            )
+        return self

@@ -1,20 +1,17 @@
-"""What callers see of a job: who is asking, the public response models of the read routes,
-and the one function that turns a job record into them. Internals (the provider's job id,
+"""What callers see of a job: the response models of the read routes (and the data of a
+webhook), and the one function that turns a job record into them. Internals (the provider's job id,
 the record's expiry, bucket names and object keys of results, the job's owner) never leave
 through here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from http import HTTPStatus
 from typing import Any, get_args
 
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel, Field
 
-from backdrop.api.errors import ApiError
-from backdrop.api.requests import ProviderShown
-from backdrop.config import Settings
+from backdrop.contracts.requests import ProviderShown
 from backdrop.domain import (
     FORMATS,
     ImageFormat,
@@ -27,22 +24,7 @@ from backdrop.domain import (
     ResultImage,
     Trigger,
     WebhookState,
-    key_owner,
 )
-from backdrop.storage import presigned_get
-
-
-def caller(event: APIGatewayProxyEvent) -> str:
-    """Whose jobs the request may make and see: the owner of its API key (domain.key_owner).
-    API Gateway names the key on every route that needs one; a request without (a route
-    deployed without the key requirement) is refused rather than shown every key's jobs."""
-    key_id = event.request_context.identity.api_key_id
-    try:
-        return key_owner(key_id or "")
-    except ValueError:
-        raise ApiError(
-            HTTPStatus.FORBIDDEN, "forbidden", "send a valid API key in the x-api-key header"
-        ) from None
 
 
 def _unset(value: Any) -> bool:
@@ -117,7 +99,11 @@ class GenerationPage(BaseModel):
     )
 
 
-def generation_view(job: Job, settings: Settings) -> GenerationView:
+# A stored result's URL for callers (presigned, expiring), from its key.
+ResultUrl = Callable[[str], str]
+
+
+def generation_view(job: Job, result_url: ResultUrl) -> GenerationView:
     options = job.options
     guidance = None
     if options.guidance is not None:
@@ -141,7 +127,7 @@ def generation_view(job: Job, settings: Settings) -> GenerationView:
             **options.model_dump(exclude={"guidance"}),
         ),
         metadata=job.metadata,
-        results=[_result(r, job.options.format, settings) for r in job.results],
+        results=[_result(r, job.options.format, result_url) for r in job.results],
         error=job.error,
         webhook=job.webhook,
     )
@@ -155,10 +141,10 @@ def _key(source: ImageSource) -> str | None:
 _FORMAT_OF_TYPE: dict[str, ImageFormat] = {FORMATS[f][1]: f for f in get_args(ImageFormat)}
 
 
-def _result(result: ResultImage, requested: ImageFormat, settings: Settings) -> ResultView:
+def _result(result: ResultImage, requested: ImageFormat, result_url: ResultUrl) -> ResultView:
     return ResultView(
         index=result.index,
-        url=presigned_get(settings.results_bucket, result.key, settings.result_url_expiry_seconds),
+        url=result_url(result.key),
         size=result.size,
         # What was stored, where the provider said; else what was asked for.
         format=_FORMAT_OF_TYPE.get(result.content_type, requested),

@@ -1,0 +1,49 @@
+"""What the API's routes work with, built once per container (app.py), and the container
+serving the request now: routes are module-level, so they read it with `current()`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from backdrop.batches.store import BatchStore
+from backdrop.config import ApiSettings
+from backdrop.jobs import JobStore
+from backdrop.storage import presigned_get
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+
+@dataclass(frozen=True)
+class Api:
+    settings: ApiSettings
+    jobs: JobStore
+    batches: BatchStore
+    resolver: APIGatewayRestResolver
+
+    def result_url(self, key: str) -> str:
+        """A stored result's presigned URL, as callers get it."""
+        return presigned_get(
+            self.settings.results_bucket, key, self.settings.result_url_expiry_seconds
+        )
+
+
+_serving: ContextVar[Api] = ContextVar("api")
+
+
+def current() -> Api:
+    return _serving.get()
+
+
+@contextmanager
+def serving(api: Api) -> Iterator[None]:
+    """`api` is the current container while one request is resolved."""
+    token = _serving.set(api)
+    try:
+        yield
+    finally:
+        _serving.reset(token)
