@@ -1,13 +1,17 @@
 """Time the import of every Lambda handler module in a SAM template, against `import boto3`.
 
     .venv/bin/python bench/cold_start.py [--template template.yaml] [--runs 7] [--top 0]
-                                         [--python PATH] [--json]
+                                         [--baseline OTHER/template.yaml] [--python PATH]
+                                         [--json]
 
 Each measurement is a fresh interpreter that imports one module and prints how long
 `importlib.import_module` took, with the handler's container (its settings read, its
 collaborators made) where it builds one on first use: what Lambda pays on a cold start
 before the first event's own work.
-`import boto3` in the same interpreter is the floor every function pays anyway. The code is
+`import boto3` in the same interpreter is the floor every function pays anyway; the first
+rows are the libraries' floors (bench/cold_start_floor.py: boto3, pydantic's first model and
+the Powertools logger; then with Powertools' batch processing, and with its validated REST
+resolver), below which no function of ours can go. The code is
 imported from the function's CodeUri (PYTHONPATH), the dependencies from the interpreter's
 site-packages; the environment is the template's (Globals merged with the function's), with
 `!Ref` to a template parameter resolved to its Default and any other intrinsic replaced by a
@@ -165,9 +169,27 @@ class Target:
     result: Result
 
 
+# The libraries' floors: what a function of ours cannot go below (bench/cold_start_floor.py).
+FLOORS = {
+    "": "floor: boto3, pydantic, Powertools logger",
+    "sqs": "floor + Powertools batch (SQS functions)",
+    "api": "floor + validated REST resolver (API)",
+}
+
+
 def make_targets(functions: list[Function]) -> tuple[Target, list[Target]]:
     floor = Target("boto3", "boto3", "", base_env(), Result("boto3"))
-    targets = []
+    here = str(Path(__file__).resolve().parent)
+    targets = [
+        Target(
+            label,
+            "cold_start_floor",
+            "",
+            {**base_env(), "PYTHONPATH": here, "COLD_START_FLOOR": kind},
+            Result(label),
+        )
+        for kind, label in FLOORS.items()
+    ]
     for function in functions:
         env = {
             **base_env(),
@@ -252,6 +274,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--template", type=Path, default=Path(__file__).resolve().parents[1] / "template.yaml"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout's template.yaml: its handlers timed in the same rounds, "
+        "shown beside (e.g. a worktree of the last release)",
+    )
     parser.add_argument("--runs", type=int, default=7, help="timed rounds (median of these)")
     parser.add_argument("--python", default=sys.executable, help="interpreter to measure with")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -269,13 +297,22 @@ def ratio(value: float | None, floor: float | None) -> float | None:
 
 
 def report_json(
-    args: argparse.Namespace, version: str, floor: Result, results: list[Result]
+    args: argparse.Namespace,
+    version: str,
+    floor: Result,
+    results: list[Result],
+    baseline: dict[str, Result],
 ) -> str:
     handlers = [
         {
             "handler": result.label,
             "median_s": result.median,
             "ratio_to_boto3": ratio(result.median, floor.median),
+            **(
+                {"baseline_median_s": baseline[result.label].median}
+                if result.label in baseline
+                else {}
+            ),
             "runs_s": result.times,
             "imported_from": result.imported_from,
             "error": result.error,
@@ -295,19 +332,29 @@ def report_json(
 
 
 def report_table(
-    args: argparse.Namespace, version: str, floor: Result, results: list[Result]
+    args: argparse.Namespace,
+    version: str,
+    floor: Result,
+    results: list[Result],
+    baseline: dict[str, Result],
 ) -> str:
     boto3 = f"{floor.median:.4f} s" if floor.median is not None else f"ERROR {floor.error}"
     lines = [f"import boto3: {boto3} median | python {version} | runs {args.runs}"]
     width = max([len("handler"), *(len(result.label) for result in results)])
-    lines.append(f"{'handler':<{width}}  {'median_s':>9}  {'ratio_to_boto3':>14}")
+    header = f"{'handler':<{width}}  {'median_s':>9}  {'ratio_to_boto3':>14}"
+    lines.append(header + (f"  {'baseline_ratio':>14}" if baseline else ""))
     for result in results:
         if result.median is None:
             lines.append(f"{result.label:<{width}}  ERROR {result.error}")
             continue
         times = ratio(result.median, floor.median)
         shown = f"{times:.2f}" if times is not None else "-"
-        lines.append(f"{result.label:<{width}}  {result.median:>9.4f}  {shown:>14}")
+        line = f"{result.label:<{width}}  {result.median:>9.4f}  {shown:>14}"
+        if baseline:
+            before = baseline.get(result.label)
+            was = ratio(before.median, floor.median) if before is not None else None
+            line += f"  {was:>14.2f}" if was is not None else f"  {'-':>14}"
+        lines.append(line)
     if args.top > 0:
         for result in results:
             if result.top:
@@ -321,8 +368,12 @@ def main(argv: list[str] | None = None) -> int:
     template: Path = args.template.resolve()
     floor, targets = make_targets(load_functions(template))
     version = python_version(args.python)
+    compared: list[Target] = []
+    if args.baseline is not None:
+        _, theirs = make_targets(load_functions(args.baseline.resolve()))
+        compared = [target for target in theirs if target.label not in FLOORS.values()]
 
-    everything = [floor, *targets]
+    everything = [floor, *targets, *compared]
     for round_number in range(args.runs + 1):  # round 0 warms the caches and is discarded
         for target in everything:
             measure(args.python, target, record=round_number > 0)
@@ -338,8 +389,9 @@ def main(argv: list[str] | None = None) -> int:
             result.top = parse_importtime(proc.stderr, args.top)
 
     results = [target.result for target in targets]
+    baseline = {target.label: target.result for target in compared}
     report = report_json if args.json else report_table
-    print(report(args, version, floor.result, results))
+    print(report(args, version, floor.result, results, baseline))
     failed = floor.result.error is not None or any(result.error for result in results)
     return 1 if failed else 0
 

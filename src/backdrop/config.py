@@ -188,16 +188,6 @@ class WebhookSettings(JobSettings, ResultUrlSettings):
         return self
 
 
-FUNCTION_SETTINGS: tuple[type[BaseModel], ...] = (
-    ApiSettings,
-    InboxSettings,
-    RequestSettings,
-    WebhookSettings,
-    WorkflowSettings,
-    BatchTaskSettings,
-    BatchSettleSettings,
-)
-
 S = TypeVar("S", bound=BaseModel)
 
 

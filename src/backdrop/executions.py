@@ -59,10 +59,9 @@ def workflow_input(job: Job) -> dict[str, Any]:
     }
 
 
-def execution_arn(machine_arn: str | None, name: str) -> str:
+def execution_arn(machine_arn: str, name: str) -> str:
     """The ARN of a state machine's execution by its name (a job's or a batch's id)."""
-    machine = machine_arn or ""  # set for every function that needs it
-    return f"{machine.replace(':stateMachine:', ':execution:')}:{name}"
+    return f"{machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
 
 
 def fail(job_id: str, error: JobError, *, settings: OutcomeSettings, jobs: JobStore) -> Job:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from backdrop import images, storage
 from backdrop.config import PlanSettings
 from backdrop.contracts.options import OptionLayer
-from backdrop.contracts.requests import GenerationRequest
 from backdrop.domain import (
     STACK_OWNER,
     GenerationOptions,
@@ -30,6 +29,9 @@ from backdrop.domain import (
 from backdrop.jobs import new_job_id
 from backdrop.providers import registry
 from backdrop.providers.base import ProviderSpec
+
+if TYPE_CHECKING:  # typing only: the inbox and the batch items never read a request
+    from backdrop.contracts.requests import GenerationRequest
 
 UPLOADS_PREFIX = "uploads/"
 UPLOAD_TYPES: dict[str, str] = {

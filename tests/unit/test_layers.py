@@ -111,6 +111,8 @@ ONLY = {
     "backdrop.webhooks": {"WebhookFunction"},
     "backdrop.contracts.views": {"ApiFunction", "WebhookFunction"},
     "aws_lambda_powertools.utilities.idempotency": {"ApiFunction"},
+    # Powertools' batch loads these when pydantic came first (handlers/sqs.py).
+    "aws_lambda_powertools.utilities.parser.models.kafka": set(),
     # Provider clients and httpx come with the first call out, not the cold start.
     "httpx": set(),
     "backdrop.providers.picsart": set(),

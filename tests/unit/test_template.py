@@ -12,7 +12,6 @@ import pytest
 
 from backdrop import events, jobs
 from backdrop.batches import settle
-from backdrop.config import FUNCTION_SETTINGS
 from backdrop.providers import errors, registry
 from backdrop.providers.base import ProviderSettings
 from backdrop_local import lambdas, sam
@@ -126,7 +125,8 @@ def test_template_environment_is_exactly_the_settings(monkeypatch: pytest.Monkey
     ours = {v.lower() for v in variables if not v.startswith(("POWERTOOLS_", "PYDANTIC_"))}
     # Each provider's own settings (<name>_api_url, ...) are read by its registry entry.
     of_providers = {f"{n}_{f}" for n in registry.names() for f in ProviderSettings.model_fields}
-    read = {name for model in FUNCTION_SETTINGS for name in model.model_fields}
+    models = {function_settings(spec.handler) for spec in TEMPLATE.functions()}
+    read = {name for model in models for name in model.model_fields}
     assert ours - of_providers == read
     assert {f"{name}_secret_name" for name in registry.names()} <= ours
 

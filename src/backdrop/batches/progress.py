@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from botocore.exceptions import ClientError
 
 from backdrop import aws, executions
-from backdrop.batches.report import counts_view
 from backdrop.batches.store import Batch
 from backdrop.config import BatchStartSettings
 
@@ -24,7 +23,7 @@ def of(batch: Batch, settings: BatchStartSettings) -> Progress:
     listed = None
     if batch.total is None and not batch.finished:
         listed = _listed(batch.id, settings)
-    counts = counts_view(batch, None if listed is None else max(listed - batch.ignored, 0))
+    counts = batch.counts(None if listed is None else max(listed - batch.ignored, 0))
     return Progress(counts, None if batch.finished else _eta(batch, counts["total"]))
 
 

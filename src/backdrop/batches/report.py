@@ -118,27 +118,11 @@ def _status(batch: Batch, counts: dict[str, int], error: JobError | None) -> Bat
     return BatchStatus.SUCCEEDED
 
 
-def counts_view(batch: Batch, total: int | None = None) -> dict[str, int | None]:
-    """The counts callers see: every item is queued (not reached, or never started),
-    running, succeeded, failed or skipped. `total` stands in for a total not known yet."""
-    total = batch.total if batch.total is not None else total
-    settled = batch.running + batch.succeeded + batch.failed + batch.skipped
-    queued = None if total is None else max(total - settled, 0)
-    return {
-        "total": total,
-        "queued": queued,
-        "running": batch.running,
-        "succeeded": batch.succeeded,
-        "failed": batch.failed,
-        "skipped": batch.skipped,
-    }
-
-
 def _announce(batch: Batch, settings: OutcomeSettings) -> None:
     detail: dict[str, Any] = {
         "batch_id": batch.id,
         "status": batch.status.value,
-        "counts": counts_view(batch),
+        "counts": batch.counts(),
         "started_at": batch.started_at.isoformat(),
         "finished_at": batch.finished_at.isoformat() if batch.finished_at else None,
         "report": {"bucket": settings.results_bucket, "key": batch.report_key},

@@ -91,6 +91,20 @@ class Batch(BaseModel):
         """Items settled for good: their job ended, or there is none to wait for."""
         return self.succeeded + self.failed + self.skipped + self.not_started
 
+    def counts(self, total: int | None = None) -> dict[str, int | None]:
+        """The counts callers see: every item is queued (not reached, or never started),
+        running, succeeded, failed or skipped. `total` stands in for a total not known yet."""
+        total = self.total if self.total is not None else total
+        settled = self.running + self.succeeded + self.failed + self.skipped
+        return {
+            "total": total,
+            "queued": None if total is None else max(total - settled, 0),
+            "running": self.running,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "skipped": self.skipped,
+        }
+
 
 class BatchItem(BaseModel):
     """One item as the batch recorded it. `index` is its place in the Map (a manifest's
@@ -121,7 +135,7 @@ def _item_sort(index: int) -> str:
 
 class BatchStore:
     def __init__(self, settings: BatchSettings) -> None:
-        self._table = settings.batches_table or ""  # set for every function that reads it
+        self._table = settings.batches_table
         self._ttl = timedelta(days=settings.job_ttl_days)
 
     def new(self, batch_id: str, *, owner: str, **fields: Any) -> Batch:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+# Powertools' batch processing before anything imports pydantic: imported after it, it
+# loads every parser model (Kafka, Kinesis, DynamoDB ...) for its type hints.
+from backdrop.handlers.sqs import RecordHandler, Starter, sqs_function, starter
+
+# isort: split
 from backdrop import inbox
 from backdrop.config import InboxSettings
 from backdrop.envelopes import InboxMessage
-from backdrop.handlers.sqs import RecordHandler, Starter, sqs_function, starter
 from backdrop.observability import logger
 from backdrop.runtime import Wiring
 

@@ -4,4 +4,4 @@ from backdrop.handlers.task import task
 from backdrop.workflow import deps, outcome_tasks
 from backdrop.workflow.messages import MarkFailedInput
 
-handler = task(MarkFailedInput, outcome_tasks.mark_failed, deps.WIRING)
+handler = task(MarkFailedInput, outcome_tasks.mark_failed, deps.OUTCOME_WIRING)

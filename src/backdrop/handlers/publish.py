@@ -4,4 +4,4 @@ from backdrop.handlers.task import task
 from backdrop.workflow import deps, outcome_tasks
 from backdrop.workflow.messages import TaskInput
 
-handler = task(TaskInput, outcome_tasks.publish, deps.WIRING)
+handler = task(TaskInput, outcome_tasks.publish, deps.OUTCOME_WIRING)

@@ -3,12 +3,16 @@ A message is failed back to the queue only for what a retry can fix (AWS errors)
 
 from __future__ import annotations
 
+# Powertools' batch processing before anything imports pydantic: imported after it, it
+# loads every parser model (Kafka, Kinesis, DynamoDB ...) for its type hints.
+from backdrop.handlers.sqs import RecordHandler, Starter, sqs_function, starter
+
+# isort: split
 import json
 from typing import TYPE_CHECKING
 
 from backdrop import requested
 from backdrop.config import RequestSettings
-from backdrop.handlers.sqs import RecordHandler, Starter, sqs_function, starter
 from backdrop.runtime import Wiring
 
 if TYPE_CHECKING:  # typing only: the module costs a cold start

@@ -3,11 +3,15 @@ or is not due yet, stays on the queue (partial batch failure)."""
 
 from __future__ import annotations
 
+# Powertools' batch processing before anything imports pydantic: imported after it, it
+# loads every parser model (Kafka, Kinesis, DynamoDB ...) for its type hints.
+from backdrop.handlers.sqs import RecordHandler, sqs_function
+
+# isort: split
 import json
 from typing import TYPE_CHECKING
 
 from backdrop.config import WebhookSettings
-from backdrop.handlers.sqs import RecordHandler, sqs_function
 from backdrop.jobs import JobStore
 from backdrop.runtime import Wiring
 from backdrop.webhooks.dispatch import Dispatcher

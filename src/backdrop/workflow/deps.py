@@ -1,4 +1,5 @@
-"""What every workflow task works with, made once per container."""
+"""What the workflow's tasks work with, made once per container: the provider tasks'
+`Deps`, and the lighter `OutcomeDeps` of the tasks that end a job."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from backdrop.config import WorkflowSettings
+from backdrop.config import OutcomeSettings, WorkflowSettings
 from backdrop.governor import DynamoBuckets, Governor
 from backdrop.jobs import JobStore
 from backdrop.runtime import Wiring
@@ -54,3 +55,16 @@ class Deps:
 
 
 WIRING = Wiring(WorkflowSettings, Deps.of)
+
+
+@dataclass(frozen=True)
+class OutcomeDeps:
+    settings: OutcomeSettings
+    jobs: WorkflowJobs
+
+    @classmethod
+    def of(cls, settings: OutcomeSettings) -> OutcomeDeps:
+        return cls(settings, JobStore(settings))
+
+
+OUTCOME_WIRING = Wiring(OutcomeSettings, OutcomeDeps.of)
