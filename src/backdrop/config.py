@@ -43,8 +43,9 @@ PresetName = Annotated[str, StringConstraints(min_length=1, max_length=100, patt
 
 
 class _Group(BaseModel):
-    # Unknown names are errors: a stale argument or a misspelt setting says so. A function
-    # uses one model of these: its validator is built when read, not at import.
+    # Built from keyword arguments, an unknown name is an error (a stale argument says so);
+    # `read` takes only the variables a model declares. A function uses one model of
+    # these: its validator is built when it is read, not at import.
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
@@ -82,6 +83,16 @@ class StartSettings(PlanSettings):
     state_machine_arn: str = Field(min_length=1)
 
 
+class UrlGuardSettings(_Group):
+    """Whether the URLs callers give may name loopback (image URLs) or private hosts
+    (webhook destinations): only the local stack allows either. Declared by the functions
+    that validate such URLs; the request shapes read the same variables themselves
+    (contracts/requests.py), as pydantic validates them without a container."""
+
+    allow_loopback_fetch: bool = False
+    allow_private_webhook_hosts: bool = False
+
+
 class BatchSettings(JobSettings):
     """The batch records (beside the jobs they start)."""
 
@@ -102,7 +113,7 @@ class InboxSettings(StartSettings):
     ] = Field(default_factory=dict)
 
 
-class RequestSettings(StartSettings):
+class RequestSettings(StartSettings, UrlGuardSettings):
     """The function of `Generation Requested` events."""
 
 
@@ -114,7 +125,7 @@ class BatchStartSettings(StartSettings, BatchSettings):
     batch_max_concurrency: int = Field(default=100, ge=1, le=10000)
 
 
-class ApiSettings(BatchStartSettings, ResultUrlSettings):
+class ApiSettings(BatchStartSettings, ResultUrlSettings, UrlGuardSettings):
     """The API function: generations, uploads and batches."""
 
     # Idempotency-Key records, CORS, and POST /v1/uploads forms.
@@ -147,7 +158,7 @@ class WorkflowSettings(OutcomeSettings):
     allow_loopback_fetch: bool = False
 
 
-class BatchTaskSettings(PlanSettings, BatchSettings):
+class BatchTaskSettings(PlanSettings, BatchSettings, UrlGuardSettings):
     """The batch workflow's tasks (StartItem, Finish)."""
 
 

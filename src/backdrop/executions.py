@@ -34,7 +34,7 @@ def start(new: NewJob, *, settings: StartSettings, jobs: JobStore) -> Job:
     return job
 
 
-def start_once(machine_arn: str | None, name: str, workflow_input: Mapping[str, Any]) -> bool:
+def start_once(machine_arn: str, name: str, workflow_input: Mapping[str, Any]) -> bool:
     """Start the execution `name` of a state machine (a job's or a batch's id): False if it
     exists already, so a repeated start starts nothing new. Any other failure is raised."""
     try:

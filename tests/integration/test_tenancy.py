@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -249,3 +250,13 @@ def test_a_request_without_an_api_key_id_is_refused(stack: Stack, make_job: Make
     status, body = _create(stack, None)
     assert status == 403
     assert body["error"]["code"] == "forbidden"
+
+
+def test_requests_at_once_each_answer_to_their_own_key(stack: Stack, make_job: Maker) -> None:
+    # The local stack serves the API from threads; Powertools keeps the event on a class,
+    # so requests at once must not read each other's (a key's job shown to another key).
+    job_id = make_job(f"key:{A}")
+    keys = [A, B] * 12
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda key: _get(stack, job_id, key)[0], keys))
+    assert statuses == [200 if key == A else 404 for key in keys]

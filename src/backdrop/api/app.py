@@ -7,7 +7,8 @@ from __future__ import annotations
 import copy
 import json
 import re
-from functools import cache
+import threading
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,8 @@ from aws_lambda_powertools.event_handler import (
 )
 
 from backdrop.api import batches, cancel, create, errors, read
-from backdrop.api.container import Api, serving
+from backdrop.api.container import Api, current, serving
+from backdrop.api.idempotency import Idempotency
 from backdrop.batches.store import BatchStore
 from backdrop.config import ApiSettings
 from backdrop.jobs import JobStore
@@ -60,25 +62,38 @@ def resolver(origins: list[str]) -> APIGatewayRestResolver:
 
 
 def api(settings: ApiSettings) -> Api:
-    return Api(settings, JobStore(settings), BatchStore(settings), resolver(settings.cors_origins))
+    return Api(
+        settings,
+        JobStore(settings),
+        BatchStore(settings),
+        Idempotency(settings.idempotency_table),
+        resolver(settings.cors_origins),
+    )
 
 
 WIRING = Wiring(ApiSettings, api)
 
 
+# Powertools keeps the event being resolved on its router class, for the whole process: on
+# AWS a container resolves one request at a time, and so does the local stack, which runs
+# every request in one process.
+_RESOLVING = threading.Lock()
+
+
 def handle(api: Api, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    with serving(api):
+    with _RESOLVING, serving(api):
         return api.resolver.resolve(event, context)
 
 
-@cache
-def openapi_document() -> dict[str, Any]:
-    """The API's OpenAPI document, from the routes and models (Powertools), plus the
-    multipart form of POST /v1/generations that Powertools cannot describe on its own."""
+@lru_cache(maxsize=4)  # a container's, and the command's
+def openapi_document(app: APIGatewayRestResolver | None = None) -> dict[str, Any]:
+    """The API's OpenAPI document, from the routes and models of `app` (the container's;
+    a resolver of its own for `backdrop openapi`), plus the multipart form of
+    POST /v1/generations that Powertools cannot describe on its own."""
     # OpenAPI's own models are the largest import of the API: only the document needs them.
     from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 
-    schema = resolver(["*"]).get_openapi_schema(
+    schema = (app or resolver(["*"])).get_openapi_schema(
         title=TITLE,
         version=VERSION,
         description=DESCRIPTION,
@@ -120,7 +135,7 @@ def _drop_unused_schemas(document: dict[str, Any]) -> None:
 
 
 def openapi_json() -> dict[str, Any]:
-    return openapi_document()
+    return openapi_document(current().resolver)
 
 
 def docs() -> Response[str]:
@@ -129,7 +144,7 @@ def docs() -> Response[str]:
 
     assets = Path(event_handler.__file__).parent / "openapi" / "swagger_ui"
     page = generate_swagger_html(
-        json.dumps(openapi_document()).replace("</", "<\\/"),
+        json.dumps(openapi_document(current().resolver)).replace("</", "<\\/"),
         (assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
         (assets / "swagger-ui.min.css").read_text(encoding="utf-8"),
         "",

@@ -17,7 +17,6 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backdrop.api import cursor as cursors
-from backdrop.api import idempotency
 from backdrop.api.caller import caller
 from backdrop.api.container import current
 from backdrop.api.errors import ApiError
@@ -196,7 +195,7 @@ def create_batch(
     if idempotency_key is None:
         batch = begin()
     else:
-        batch = idempotency.once(
+        batch = api.idempotency.once(
             key=idempotency_key,
             scope="batches",
             owner=owner,
@@ -204,7 +203,6 @@ def create_batch(
             model=Batch,
             start=begin,
             context=router.lambda_context,
-            table=api.settings.idempotency_table,
         )
         batch = api.batches.get(batch.id)  # as it stands now, not as first answered
     return _accepted(batch)
@@ -290,7 +288,7 @@ def retry_batch(batch_id: str, idempotency_key: IdempotencyKey = None) -> Respon
     api = current()
     batch = _read(batch_id)
     if idempotency_key is not None:
-        retried = idempotency.once(
+        retried = api.idempotency.once(
             key=idempotency_key,
             scope="batch-retries",
             owner=batch.owner,
@@ -298,7 +296,6 @@ def retry_batch(batch_id: str, idempotency_key: IdempotencyKey = None) -> Respon
             model=Batch,
             start=lambda: _retry(batch),
             context=router.lambda_context,
-            table=api.settings.idempotency_table,
         )
         return _accepted(api.batches.get(retried.id))
     return _accepted(_retry(batch))

@@ -9,6 +9,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from backdrop.api.idempotency import Idempotency
 from backdrop.batches.store import BatchStore
 from backdrop.config import ApiSettings
 from backdrop.jobs import JobStore
@@ -23,6 +24,7 @@ class Api:
     settings: ApiSettings
     jobs: JobStore
     batches: BatchStore
+    idempotency: Idempotency
     resolver: APIGatewayRestResolver
 
     def result_url(self, key: str) -> str:

@@ -14,15 +14,14 @@ from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from botocore.exceptions import ClientError
 
 from backdrop import executions, storage
-from backdrop.api import idempotency
 from backdrop.api.caller import caller
 from backdrop.api.container import current
-from backdrop.api.errors import ApiError, field_error
+from backdrop.api.errors import ApiError
 from backdrop.api.idempotency import IdempotencyKey
 from backdrop.api.schemas import UploadForm, UploadRequest, UploadTicket, error_responses
 from backdrop.contracts.requests import MAX_INLINE_IMAGE_BYTES, GenerationRequest
 from backdrop.contracts.views import GenerationView, generation_view
-from backdrop.domain import Job, JobError
+from backdrop.domain import Job, JobError, Refused
 from backdrop.observability import logger
 from backdrop.plan import (
     UPLOAD_TYPES,
@@ -80,7 +79,7 @@ def _start_once(key: str, owner: str, request: GenerationRequest) -> Job:
     inline = request.inline_image
     if inline is not None:
         body["image_sha256"] = hashlib.sha256(inline).hexdigest()
-    return idempotency.once(
+    return current().idempotency.once(
         key=key,
         scope="generations",
         owner=owner,
@@ -88,7 +87,6 @@ def _start_once(key: str, owner: str, request: GenerationRequest) -> Job:
         model=Job,
         start=lambda: _start(request, owner),
         context=router.lambda_context,
-        table=current().settings.idempotency_table,
     )
 
 
@@ -123,7 +121,9 @@ def create_upload(request: Annotated[UploadRequest, Body()]) -> Response[UploadT
     api = current()
     limit = api.settings.upload_max_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise field_error("content_length", f"files are limited to {limit} bytes")
+        raise ApiError.refused(
+            Refused.field("content_length", f"files are limited to {limit} bytes")
+        )
     key = f"{UPLOADS_PREFIX}{uuid.uuid4().hex}.{UPLOAD_TYPES[request.content_type]}"
     smallest, largest = (request.content_length or 1), (request.content_length or limit)
     url, fields = storage.presigned_post(

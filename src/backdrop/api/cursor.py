@@ -11,7 +11,8 @@ import hashlib
 import hmac
 import re
 
-from backdrop.api.errors import field_error
+from backdrop.api.errors import ApiError
+from backdrop.domain import Refused
 from backdrop.jobs import POSITION_PATTERN
 
 _VERSION = "1"
@@ -56,4 +57,4 @@ def position_of(cursor: str | None) -> str | None:
     try:
         return decode(cursor)
     except InvalidCursor as exc:
-        raise field_error("cursor", str(exc)) from None
+        raise ApiError.refused(Refused.field("cursor", str(exc))) from None

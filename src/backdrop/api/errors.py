@@ -56,13 +56,6 @@ class ApiError(Exception):
 _REFUSALS = {"unsupported_option": "the provider cannot honour every option asked for"}
 
 
-def field_error(
-    field: str, reason: str, code: str = "invalid_request", message: str = "the request is invalid"
-) -> ApiError:
-    """A 422 about one field of the request."""
-    return ApiError(code, message, [{"field": field, "reason": reason}])
-
-
 def register(app: APIGatewayRestResolver) -> None:
     """Install the handlers that turn every failure into the one error shape."""
 

@@ -5,7 +5,6 @@ answer back; the same key with another body is refused (errors.py)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from aws_lambda_powertools.event_handler.openapi.params import Header
@@ -29,34 +28,43 @@ IdempotencyKey = Annotated[
 Answer = TypeVar("Answer", bound=BaseModel)
 
 
-def once(
-    *,
-    key: str,
-    scope: str,
-    owner: str,
-    request: dict[str, Any],
-    model: type[Answer],
-    start: Callable[[], Answer],
-    context: LambdaContext,
-    table: str,
-) -> Answer:
-    """`start()` once per (API key, `scope`, Idempotency-Key), its answer kept 24 h.
-    `request` is what must match for a retry (the body as given)."""
-    # A claim names the key by its bare id, and a generation's by the key alone: the form
-    # every release has written, so a retry across a deploy finds its first answer.
-    caller = owner.removeprefix("key:")
-    name = key if scope == "generations" else f"{scope}:{key}"
-    run, config = _idempotent(model, table)
-    # Lets an interrupted request's key be retried once this invocation's time is up.
-    config.register_lambda_context(context)
-    claim = {"key": f"{caller}:{name}", "request": request}
-    return run(claim=claim, start=start)  # type: ignore[no-any-return]
+class Idempotency:
+    """Idempotency-Key claims in one DynamoDB table, kept by the API's container: a runner
+    per answer model, built (and Powertools' idempotency imported) on the first request
+    that has an Idempotency-Key."""
+
+    def __init__(self, table: str) -> None:
+        self._table = table
+        self._runners: dict[type[BaseModel], tuple[Any, Any]] = {}
+
+    def once(
+        self,
+        *,
+        key: str,
+        scope: str,
+        owner: str,
+        request: dict[str, Any],
+        model: type[Answer],
+        start: Callable[[], Answer],
+        context: LambdaContext,
+    ) -> Answer:
+        """`start()` once per (API key, `scope`, Idempotency-Key), its answer kept 24 h.
+        `request` is what must match for a retry (the body as given)."""
+        # A claim names the key by its bare id, and a generation's by the key alone: the
+        # form every release has written, so a retry across a deploy finds its first answer.
+        caller = owner.removeprefix("key:")
+        name = key if scope == "generations" else f"{scope}:{key}"
+        if model not in self._runners:
+            self._runners[model] = _runner(model, self._table)
+        run, config = self._runners[model]
+        # Lets an interrupted request's key be retried once this invocation's time is up.
+        config.register_lambda_context(context)
+        claim = {"key": f"{caller}:{name}", "request": request}
+        return run(claim=claim, start=start)  # type: ignore[no-any-return]
 
 
-@cache
-def _idempotent(model: type[BaseModel], table: str) -> tuple[Any, Any]:
-    """The idempotent runner for answers of `model`. Built, and imported, on the first
-    request that has an Idempotency-Key."""
+def _runner(model: type[BaseModel], table: str) -> tuple[Any, Any]:
+    """The idempotent runner for answers of `model`, and its config."""
     from aws_lambda_powertools.utilities.idempotency import (
         DynamoDBPersistenceLayer,
         IdempotencyConfig,

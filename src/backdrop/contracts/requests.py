@@ -52,8 +52,9 @@ def _known_provider(name: str) -> str:
 
 def _stack_allows(setting: str) -> bool:
     # Only the local stack allows loopback (AllowLoopbackFetch, AllowPrivateWebhookHosts),
-    # for the local AWS's presigned URLs and test receivers. Read from the environment, as
-    # the function's settings are: a shape has no container to ask. Unset or unreadable: no.
+    # for the local AWS's presigned URLs and test receivers. The variables of
+    # config.UrlGuardSettings, read here because pydantic validates a request without a
+    # container to ask. Unset or unreadable: no.
     try:
         return _FLAG.validate_python(os.environ.get(setting.upper(), "false"))
     except ValidationError:
