@@ -86,53 +86,10 @@ def register(app: APIGatewayRestResolver) -> None:
             {"field": _field(problem["loc"]), "reason": _reason(problem["msg"])}
             for problem in exc.errors()
         ]
-        return answer(
-            ApiError(
-                "invalid_request",
-                "the request is invalid",
-                details,
-            )
-        )
+        return answer(ApiError("invalid_request", "the request is invalid", details))
 
-    @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
-    def _unsupported_media(exc: RequestUnsupportedContentType) -> Response[Any]:
-        return answer(
-            ApiError(
-                "unsupported_media_type",
-                "send application/json or multipart/form-data",
-            )
-        )
-
-    @app.exception_handler(IdempotencyValidationError)  # type: ignore[untyped-decorator]
-    def _key_reused(exc: IdempotencyValidationError) -> Response[Any]:
-        return answer(
-            ApiError(
-                "idempotency_key_reused",
-                "this Idempotency-Key was used with a different request in the last 24 hours",
-                [{"field": "Idempotency-Key", "reason": "already used with another body"}],
-            )
-        )
-
-    @app.exception_handler(IdempotencyAlreadyInProgressError)  # type: ignore[untyped-decorator]
-    def _in_progress(exc: IdempotencyAlreadyInProgressError) -> Response[Any]:
-        return answer(
-            ApiError(
-                "request_in_progress",
-                "a request with this Idempotency-Key is still being handled; retry shortly",
-            )
-        )
-
-    @app.exception_handler(JobNotFound)  # type: ignore[untyped-decorator]
-    def _job_not_found(exc: JobNotFound) -> Response[Any]:
-        return answer(ApiError("not_found", "no generation has this id"))
-
-    @app.exception_handler(BatchNotFound)  # type: ignore[untyped-decorator]
-    def _batch_not_found(exc: BatchNotFound) -> Response[Any]:
-        return answer(ApiError("not_found", "no batch has this id"))
-
-    @app.exception_handler(NotFoundError)  # type: ignore[untyped-decorator]
-    def _no_route(exc: NotFoundError) -> Response[Any]:
-        return answer(ApiError("not_found", "no such route"))
+    for kind, error in _ANSWERS.items():
+        app.exception_handler(kind)(lambda exc, error=error: answer(error))
 
     @app.exception_handler(ValueError)  # type: ignore[untyped-decorator]
     def _value_error(exc: ValueError) -> Response[Any]:
@@ -158,6 +115,26 @@ def register(app: APIGatewayRestResolver) -> None:
                 "something went wrong on our side; retry, or report the request id",
             )
         )
+
+
+# Failures whose answer is always the same.
+_ANSWERS: dict[type[Exception], ApiError] = {
+    RequestUnsupportedContentType: ApiError(
+        "unsupported_media_type", "send application/json or multipart/form-data"
+    ),
+    IdempotencyValidationError: ApiError(
+        "idempotency_key_reused",
+        "this Idempotency-Key was used with a different request in the last 24 hours",
+        [{"field": "Idempotency-Key", "reason": "already used with another body"}],
+    ),
+    IdempotencyAlreadyInProgressError: ApiError(
+        "request_in_progress",
+        "a request with this Idempotency-Key is still being handled; retry shortly",
+    ),
+    JobNotFound: ApiError("not_found", "no generation has this id"),
+    BatchNotFound: ApiError("not_found", "no batch has this id"),
+    NotFoundError: ApiError("not_found", "no such route"),
+}
 
 
 def _field(location: tuple[Any, ...]) -> str:
