@@ -25,7 +25,9 @@ CHECKS = [
 
 
 @schema.parametrize()
-@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+# Derandomized: the same cases every run (a random draw can reach a multipart case that
+# schemathesis itself cannot generate, "Unsupported type: 'Binary'").
+@settings(max_examples=50, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_the_api_keeps_to_its_schema(case: schemathesis.Case, local: Local) -> None:
     case.call_and_validate(
         base_url=local.ready["api_url"],
