@@ -21,11 +21,11 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from backdrop_local.batch_watch import batch_problems, batch_summary, watch_batch
-from backdrop_local.client import TERMINAL, ApiError, BackdropError, Client, Connection, Photo
+from backdrop_client.batch_watch import batch_problems, batch_summary, watch_batch
+from backdrop_client.client import TERMINAL, ApiError, BackdropError, Client, Connection, Photo
+from backdrop_client.status_line import StatusLine
 from backdrop_local.demo_page import DemoJob, render_page
 from backdrop_local.stack import LocalStack, StackOptions, aws_client
-from backdrop_local.status_line import StatusLine
 
 TIMEOUT_SECONDS = 180.0
 POLL_SECONDS = 0.5

@@ -14,9 +14,9 @@ import httpx
 import pytest
 import respx
 
-from backdrop_local.batch_watch import batch_progress
+from backdrop_client.batch_watch import batch_progress
+from backdrop_client.status_line import StatusLine
 from backdrop_local.cli import main
-from backdrop_local.status_line import StatusLine
 
 API = "https://api.example.test/Prod"
 BUCKET = "https://input.s3.example.test/"

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import respx
 
-from backdrop_local.client import (
+from backdrop_client.client import (
     FAILED,
     UNREACHABLE,
     USAGE,

@@ -84,6 +84,8 @@ def test_one_version_everywhere(application: dict[str, Any]) -> None:
 
     assert application["SemanticVersion"] == _project()["version"]
     assert version == _project()["version"]
+    client = tomllib.loads((ROOT / "client" / "pyproject.toml").read_text())["project"]
+    assert client["version"] == _project()["version"], "client/pyproject.toml's version"
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", date), "the newest entry needs its date"
 
 

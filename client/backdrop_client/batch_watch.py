@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from backdrop_local import client as api
-from backdrop_local.status_line import StatusLine
+from backdrop_client import client as api
+from backdrop_client.status_line import StatusLine
 
 # Off a terminal, a progress line at most this often: a log of an hour's batch stays short.
 LOG_PROGRESS_SECONDS = 30.0
