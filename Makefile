@@ -31,7 +31,7 @@ RUNTIME_PYTHON ?= $(shell for p in python3.13 $$(pyenv root 2>/dev/null)/version
 # What `make test` runs (all of tests/ by default); CI's Python 3.13 run passes less.
 PYTEST_ARGS ?=
 
-.PHONY: dev test test-runtime lint format demo local emulator openapi docs-tables pr build deploy delete package lock clean
+.PHONY: dev test test-runtime lint format demo local emulator openapi docs-tables docs pr build deploy delete package lock clean
 
 $(LOCAL_STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "backdrop needs Python >= 3.11 (set PYTHON=...)")'
@@ -88,11 +88,16 @@ demo: $(LOCAL_STAMP)  ## run the local stack, generate backgrounds for the sampl
 local: $(LOCAL_STAMP)  ## run the local stack until Ctrl-C
 	$(BIN)/backdrop local
 
-openapi: $(LOCAL_STAMP)  ## rewrite openapi.json from the code (a test fails when they differ)
+openapi: $(LOCAL_STAMP)  ## rewrite openapi.json from the code, and the API reference from it (a test fails when they differ)
 	$(BIN)/backdrop openapi > openapi.json
-
-docs-tables: $(LOCAL_STAMP)  ## rewrite README.md's error-code tables from src/backdrop/error_codes.py (a test fails when they differ)
 	$(BIN)/python -m backdrop_local.docs_tables
+
+docs-tables: $(LOCAL_STAMP)  ## rewrite docs/reference/ (errors, configuration, API) from error_codes.py, template.yaml, openapi.json (a test fails when they differ)
+	$(BIN)/python -m backdrop_local.docs_tables
+
+# NO_MKDOCS_2_WARNING: Material's notice about its successor, printed on every build.
+docs: $(STAMP)  ## build the documentation site into .site/ (mkdocs --strict: a broken link or anchor fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir .site
 
 pr: lint test
 
@@ -135,4 +140,4 @@ package: build  ## packaged.yaml: the built template with code in S3, deployable
 
 clean:
 	rm -rf $(VENV) .venv-3.13 $(SAM_VENV) $(CHECKOV_VENV) $(ASL_VALIDATOR_DIR)/node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-output \
-		backdrop-results packaged.yaml
+		backdrop-results packaged.yaml .site

@@ -2,7 +2,7 @@
 what the workflow does with it, whether trying again may help, and what it means to users.
 
 Plain data and the standard library only: deployed with every function and imported by
-any module that names a code. README.md's error tables are generated from it (`make
+any module that names a code. docs/reference/errors.md is generated from it (`make
 docs-tables`), and tests/unit/test_error_codes.py fails when the code emits a code missing
 here, or when an entry here is emitted nowhere.
 """

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from backdrop import images, storage
 from backdrop.config import PlanSettings
 from backdrop.contracts.options import OptionLayer
+from backdrop.contracts.typed import text_values
 from backdrop.domain import (
     STACK_OWNER,
     GenerationOptions,
@@ -196,7 +197,8 @@ def _parse(layer: Layer) -> OptionLayer:
         reasons = "; ".join(p.reason for p in layer.problems)
         raise Refused("invalid_option", reasons, layer.problems)
     try:
-        return OptionLayer.model_validate(layer.values)
+        with text_values():  # object metadata and CSV rows are text
+            return OptionLayer.model_validate(layer.values)
     except ValidationError as exc:
         problems = [
             Problem(name, f"{layer.origin(name)} {layer.values.get(name)!r}: {error['msg']}")

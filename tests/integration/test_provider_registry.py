@@ -76,7 +76,7 @@ class FakeImage:
 @pytest.fixture
 def stack(make_stack: Callable[..., Stack]) -> Stack:
     """The stack with the fake providers' secrets readable by the provider tasks, as a new
-    provider's are once template.yaml grants them (README: Adding a provider)."""
+    provider's are once template.yaml grants them (docs/contributing/adding-a-provider.md)."""
     template = Template()
     grant = {
         "Effect": "Allow",

@@ -1,6 +1,7 @@
-"""The error catalogue (backdrop/error_codes.py) is the whole truth: README.md's tables are
-what it generates, every code the source emits is in it, every entry is emitted somewhere,
-and its statuses and retry policies are what the API and the workflow really do."""
+"""The error catalogue (backdrop/error_codes.py) is the whole truth: the tables of
+docs/reference/errors.md are what it generates, every code the source emits is in it, every
+entry is emitted somewhere, and its statuses and retry policies are what the API and the
+workflow really do."""
 
 from __future__ import annotations
 
@@ -335,10 +336,10 @@ def _asl_errors(definition: dict[str, Any]) -> set[str]:
 # --- the tests -----------------------------------------------------------------------------
 
 
-def test_the_readme_tables_are_the_catalogues() -> None:
-    readme = docs_tables.README.read_text()
-    assert docs_tables.rewrite(readme) == readme, (
-        "README.md's error tables differ from backdrop/error_codes.py: run `make docs-tables`"
+def test_the_documented_tables_are_the_catalogues() -> None:
+    page = docs_tables.ERRORS_PAGE.read_text()
+    assert page == docs_tables.errors_page(), (
+        "docs/reference/errors.md differs from backdrop/error_codes.py: run `make docs-tables`"
     )
 
 

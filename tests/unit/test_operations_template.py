@@ -59,7 +59,8 @@ def test_there_is_an_alarm_for_each_condition_and_each_tells_the_topic() -> None
         assert props["TreatMissingData"] == "notBreaching", name  # quiet stacks are fine
         # The runbook has a section for it, under the name the description gives.
         (section,) = re.findall(r'runbook: "(\w+)"', " ".join(props["AlarmDescription"].split()))
-        assert f"#### {section}" in (TEMPLATE.path.parent / "README.md").read_text(), section
+        runbook = TEMPLATE.path.parent / "docs" / "operations" / "runbook.md"
+        assert f"\n## {section}\n" in runbook.read_text(), section
 
 
 def _emitted() -> set[str]:

@@ -8,6 +8,7 @@ import copy
 import json
 import re
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,9 @@ from backdrop.api.container import Api, current, serving
 from backdrop.api.idempotency import Idempotency
 from backdrop.batches.store import BatchStore
 from backdrop.config import ApiSettings
+from backdrop.contracts.exclusive import exactly_one_of
+from backdrop.contracts.requests import IMAGE_FIELDS
+from backdrop.contracts.typed import text_values
 from backdrop.jobs import JobStore
 from backdrop.runtime import Wiring
 
@@ -54,6 +58,7 @@ def resolver(origins: list[str]) -> APIGatewayRestResolver:
         ),
     )
     errors.register(app)
+    app.use([errors.known_query_only])
     for module in (create, read, cancel, batches):
         app.include_router(module.router)
     app.get("/v1/openapi.json", include_in_schema=False)(openapi_json)
@@ -81,8 +86,27 @@ _RESOLVING = threading.Lock()
 
 
 def handle(api: Api, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    with _RESOLVING, serving(api):
-        return api.resolver.resolve(event, context)
+    with _RESOLVING, serving(api), _typed_as_sent(event):
+        return api.resolver.resolve(_controls_quoted(event), context)
+
+
+def _typed_as_sent(event: dict[str, Any]) -> AbstractContextManager[None]:
+    # A form's fields are text by nature; a JSON body's numbers and booleans must be typed.
+    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    form = (headers.get("content-type") or "").lower().startswith("multipart/form-data")
+    return text_values() if form else nullcontext()
+
+
+def _controls_quoted(event: dict[str, Any]) -> dict[str, Any]:
+    # API Gateway hands over the decoded path, and a route's pattern ends in `$`, which
+    # matches before a final newline: `/v1/generations/%0A` would be the list. Control
+    # characters are quoted back, so such a path names an id no job has.
+    path = event.get("path") or ""
+    quoted = _CONTROL.sub(lambda match: f"%{ord(match.group()):02X}", path)
+    return event if quoted == path else {**event, "path": quoted}
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @lru_cache(maxsize=4)  # a container's, and the command's
@@ -105,12 +129,14 @@ def openapi_document(app: APIGatewayRestResolver | None = None) -> dict[str, Any
     body = document["paths"]["/v1/generations"]["post"]["requestBody"]["content"]
     json_schema = body["application/json"]["schema"]
     form = copy.deepcopy(document["components"]["schemas"]["GenerationRequest"])
+    form["title"] = "GenerationForm"  # a generator names its model after the title
     form["properties"].pop("image_base64", None)
     form["properties"]["image"] = {
         "type": "string",
         "format": "binary",
         "description": "The photo file (at most 4 MB; larger ones by POST /v1/uploads).",
     }
+    form.update(exactly_one_of(*(name for name in IMAGE_FIELDS if name != "image_base64")))
     for name in ("guidance", "metadata"):
         form["properties"][name] = {"type": "string", "description": "JSON text."}
     document["components"]["schemas"]["GenerationForm"] = form

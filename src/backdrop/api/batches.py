@@ -21,7 +21,7 @@ from backdrop.api.caller import caller
 from backdrop.api.container import current
 from backdrop.api.errors import ApiError
 from backdrop.api.idempotency import IdempotencyKey
-from backdrop.api.schemas import ErrorBody, error_responses
+from backdrop.api.schemas import ErrorBody, error_responses, location
 from backdrop.batches import progress
 from backdrop.batches import start as batch_start
 from backdrop.batches.store import (
@@ -31,6 +31,7 @@ from backdrop.batches.store import (
     BatchSource,
     BatchStatus,
 )
+from backdrop.contracts.exclusive import exactly_one_of
 from backdrop.contracts.options import OptionLayer
 from backdrop.domain import (
     JOB_ID_PATTERN,
@@ -52,7 +53,9 @@ class BatchRequest(OptionLayer):
     `manifest_key`), the generation options every item gets unless its manifest row sets
     its own, and your labels."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=exactly_one_of("prefix", "manifest_key")
+    )
 
     prefix: str | None = Field(
         default=None,
@@ -160,11 +163,13 @@ def _read(batch_id: str) -> Batch:
 
 @router.post(
     "/v1/batches",
+    operation_id="createBatch",
+    tags=["batches"],
     summary="Start a batch: every image under a prefix, or every row of a manifest",
     responses={
         202: {
             "description": "The batch, running; poll the Location.",
-            "headers": {"Location": {"description": "/v1/batches/{id}"}},
+            "headers": location("/v1/batches/{id}"),
         },
         **error_responses(400, 403, 409, 415, 422, 429, 500, 503),
     },
@@ -210,6 +215,8 @@ def create_batch(
 
 @router.get(
     "/v1/batches/<batch_id>",
+    operation_id="getBatch",
+    tags=["batches"],
     summary="A batch: status, counts, estimate of time left, the report when done",
     responses={200: {"description": "The batch."}, **error_responses(403, 404, 422, 429, 500)},
 )
@@ -219,6 +226,8 @@ def get_batch(batch_id: str) -> BatchView:
 
 @router.get(
     "/v1/batches",
+    operation_id="listBatches",
+    tags=["batches"],
     summary="Batches, newest first, a page at a time",
     responses={200: {"description": "A page of batches."}, **error_responses(403, 422, 429, 500)},
 )
@@ -247,6 +256,8 @@ _CONFLICT: OpenAPIResponse = {
 
 @router.post(
     "/v1/batches/<batch_id>/cancel",
+    operation_id="cancelBatch",
+    tags=["batches"],
     summary="Cancel a batch: no new items start; jobs already started finish",
     responses={
         200: {"description": "The batch, canceling (its status becomes canceled at its end)."},
@@ -270,6 +281,8 @@ def cancel_batch(batch_id: str) -> BatchView:
 
 @router.post(
     "/v1/batches/<batch_id>/retry",
+    operation_id="retryBatch",
+    tags=["batches"],
     summary="Start a new batch over the items of a finished one that did not succeed",
     description=(
         "The items whose jobs failed or were canceled, and those a cancel kept from "
@@ -278,7 +291,7 @@ def cancel_batch(batch_id: str) -> BatchView:
     responses={
         202: {
             "description": "The new batch, running.",
-            "headers": {"Location": {"description": "/v1/batches/{id}"}},
+            "headers": location("/v1/batches/{id}"),
         },
         409: _CONFLICT,
         **error_responses(403, 404, 422, 429, 500, 503),

@@ -21,6 +21,8 @@ router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 
 @router.post(
     "/v1/generations/<job_id>/cancel",
+    operation_id="cancelGeneration",
+    tags=["generations"],
     summary="Cancel a generation that has not finished",
     description=(
         "Stops the job's workflow and marks it `canceled` (with a `Generation Canceled` "

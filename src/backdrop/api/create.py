@@ -18,7 +18,13 @@ from backdrop.api.caller import caller
 from backdrop.api.container import current
 from backdrop.api.errors import ApiError
 from backdrop.api.idempotency import IdempotencyKey
-from backdrop.api.schemas import UploadForm, UploadRequest, UploadTicket, error_responses
+from backdrop.api.schemas import (
+    UploadForm,
+    UploadRequest,
+    UploadTicket,
+    error_responses,
+    location,
+)
 from backdrop.contracts.requests import MAX_INLINE_IMAGE_BYTES, GenerationRequest
 from backdrop.contracts.views import GenerationView, generation_view
 from backdrop.domain import Job, JobError, Refused
@@ -43,11 +49,13 @@ def _too_large(what: str) -> ApiError:
 
 @router.post(
     "/v1/generations",
+    operation_id="createGeneration",
+    tags=["generations"],
     summary="Generate backgrounds for a product photo",
     responses={
         202: {
             "description": "The job, queued; poll the Location.",
-            "headers": {"Location": {"description": "/v1/generations/{id}"}},
+            "headers": location("/v1/generations/{id}"),
         },
         **error_responses(400, 403, 409, 413, 415, 422, 429, 500, 503),
     },
@@ -111,6 +119,8 @@ def _start(request: GenerationRequest, owner: str) -> Job:
 
 @router.post(
     "/v1/uploads",
+    operation_id="createUpload",
+    tags=["uploads"],
     summary="Get a form to upload a photo, for files too large to send inline",
     responses={
         201: {"description": "Where and how to upload."},

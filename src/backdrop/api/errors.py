@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -54,6 +55,22 @@ class ApiError(Exception):
 
 # The one message for refusals whose details say the rest.
 _REFUSALS = {"unsupported_option": "the provider cannot honour every option asked for"}
+
+
+def known_query_only(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Refuse a query parameter the route does not take: a misspelt filter
+    (`?stauts=failed`) would otherwise answer everything, as if it were not there."""
+    route = app.context["_route"]  # the route being called, as Powertools' validation has it
+    known = {param.alias for param in route.dependant.query_params}
+    unknown = sorted(set(app.current_event.query_string_parameters or {}) - known)
+    if unknown:
+        reason = f"not a parameter of this route (it takes: {', '.join(sorted(known)) or 'none'})"
+        raise ApiError(
+            "invalid_request",
+            "the request is invalid",
+            [{"field": name, "reason": reason} for name in unknown],
+        )
+    return next_middleware(app)
 
 
 def register(app: APIGatewayRestResolver) -> None:

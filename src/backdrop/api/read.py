@@ -26,6 +26,8 @@ MAX_PAGE = 100
 
 @router.get(
     "/v1/generations/<job_id>",
+    operation_id="getGeneration",
+    tags=["generations"],
     summary="A generation: status, request, results with download URLs, error",
     responses={200: {"description": "The generation."}, **error_responses(403, 404, 422, 429, 500)},
 )
@@ -39,6 +41,8 @@ def get_generation(job_id: str) -> GenerationView:
 
 @router.get(
     "/v1/generations",
+    operation_id="listGenerations",
+    tags=["generations"],
     summary="Generations, newest first, a page at a time",
     responses={
         200: {"description": "A page of generations."},

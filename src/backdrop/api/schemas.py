@@ -4,10 +4,12 @@ the error shape and the upload form."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field
+
+from backdrop.contracts.typed import Int
 
 # What POST /v1/uploads accepts: what both providers read (providers.md), and a batch's
 # manifest (CSV or JSON Lines).
@@ -46,6 +48,11 @@ def error_responses(*statuses: int) -> dict[int, OpenAPIResponse]:
     }
 
 
+def location(template: str) -> dict[str, Any]:
+    """The `Location` header of an answer that created something at `template`."""
+    return {"Location": {"description": template, "schema": {"type": "string"}}}
+
+
 ERROR_DESCRIPTIONS = {
     400: "Malformed JSON or multipart body.",
     403: "Missing or wrong API key.",
@@ -66,7 +73,7 @@ class UploadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     content_type: UploadContentType = Field(description="The file's type.")
-    content_length: int | None = Field(
+    content_length: Int | None = Field(
         default=None, ge=1, description="The file's size in bytes; the form then takes only it."
     )
 

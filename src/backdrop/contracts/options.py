@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from backdrop.contracts.typed import Bool, Int
 from backdrop.domain import (
     MAX_SEED,
     OUTPUT_SIZE_PATTERN,
@@ -40,10 +41,10 @@ class OptionLayer(BaseModel):
     provider: Annotated[ProviderName | None, BeforeValidator(_provider)] = None
     prompt: str | None = Field(default=None, min_length=1, max_length=1000)
     negative_prompt: str | None = Field(default=None, max_length=1000)
-    count: int | None = Field(default=None, ge=1, le=10)
+    count: Int | None = Field(default=None, ge=1, le=10)
     format: Annotated[ImageFormat | None, BeforeValidator(_format)] = None
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
-    expand_prompt: bool | None = None
+    seed: Int | None = Field(default=None, ge=0, le=MAX_SEED)
+    expand_prompt: Bool | None = None
     model: ModelVersion | None = None
     reference_box: ReferenceBox | None = None
     output_size: str | None = Field(default=None, pattern=OUTPUT_SIZE_PATTERN)

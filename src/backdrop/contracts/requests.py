@@ -26,6 +26,8 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from backdrop import fetch_guard
+from backdrop.contracts.exclusive import exactly_one_of
+from backdrop.contracts.typed import Bool, Int, Number
 from backdrop.domain import (
     MAX_METADATA_ENTRIES,
     MAX_SEED,
@@ -108,13 +110,15 @@ ProviderChoice = Annotated[ProviderShown, AfterValidator(_known_provider)]
 class Guidance(BaseModel):
     """An image prompt in a request: exactly one of image_url or image_key, and a weight."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=exactly_one_of("image_url", "image_key")
+    )
 
     image_url: PublicImageUrl | None = Field(
         default=None, description="Public https URL (a host name, not an IP address)."
     )
     image_key: str | None = Field(default=None, min_length=1, max_length=1024)
-    scale: float = Field(default=0.6, ge=0, le=1, description="How much the image weighs.")
+    scale: Number = Field(default=0.6, ge=0, le=1, description="How much the image weighs.")
 
     @model_validator(mode="after")
     def _exactly_one_image(self) -> Self:
@@ -163,10 +167,15 @@ def _file_part(value: Any) -> Any:
 
 
 class GenerationRequest(BaseModel):
-    """Body of POST /v1/generations: JSON, or the same fields as multipart/form-data (with
-    the photo as the `image` file part, and `guidance`/`metadata` as JSON text)."""
+    """Body of POST /v1/generations: exactly one of image_url, image_key or image_base64
+    (the `image` file part in a form); JSON, or the same fields as multipart/form-data
+    (`guidance` and `metadata` then as JSON text)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # In JSON: every source but the form's file part.
+        json_schema_extra=exactly_one_of(*(name for name in IMAGE_FIELDS if name != "image")),
+    )
 
     image_url: PublicImageUrl | None = Field(
         default=None,
@@ -187,13 +196,13 @@ class GenerationRequest(BaseModel):
         default=None, min_length=1, max_length=1000, description="Defaults to the stack's prompt."
     )
     negative_prompt: str | None = Field(default=None, max_length=1000)
-    count: int | None = Field(default=None, ge=1, le=10, description="Images to generate.")
+    count: Int | None = Field(default=None, ge=1, le=10, description="Images to generate.")
     format: ImageFormat = "JPG"
     provider: ProviderChoice | None = Field(default=None, description="Defaults to the stack's.")
-    seed: int | None = Field(
+    seed: Int | None = Field(
         default=None, ge=0, le=MAX_SEED, description="Repeatable results (Photoroom)."
     )
-    expand_prompt: bool | None = Field(
+    expand_prompt: Bool | None = Field(
         default=None, description="Let the provider enrich the prompt (Photoroom)."
     )
     guidance: Annotated[Guidance | None, BeforeValidator(_json_text)] = Field(

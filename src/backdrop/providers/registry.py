@@ -1,5 +1,6 @@
 """Every provider the service can use, by name. Adding one is a client module, an entry
-here, the emulator's routes, and its secret in template.yaml (README, "Adding a provider")."""
+here, the emulator's routes, and its secret in template.yaml
+(docs/contributing/adding-a-provider.md)."""
 
 from __future__ import annotations
 
