@@ -100,7 +100,11 @@ class BatchSettings(JobSettings):
 
 
 class ResultUrlSettings(_Group):
-    # Lifetime of the result URLs handed out (API, webhooks); SigV4 allows at most 7 days.
+    """Presigned URLs to stored results, as the API and webhooks hand them out
+    (storage.result_url)."""
+
+    results_bucket: str = Field(min_length=1)
+    # Their lifetime; SigV4 allows at most 7 days.
     result_url_expiry_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
 
 
@@ -174,7 +178,6 @@ class WebhookSettings(JobSettings, ResultUrlSettings):
     many attempts a delivery gets, and whether private hosts (loopback, over http too) may
     receive them: only the local stack allows that."""
 
-    results_bucket: str = Field(min_length=1)
     webhook_urls: str = ""
     webhook_secret_name: str = Field(min_length=1)
     webhook_queue_url: str = Field(min_length=1)

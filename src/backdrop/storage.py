@@ -11,6 +11,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from backdrop import aws
+from backdrop.config import ResultUrlSettings
 from backdrop.domain import FORMATS, Job, ResultImage
 
 # Results are streamed in parts of this size: memory stays bounded whatever the image size.
@@ -105,6 +106,11 @@ def presigned_get(bucket: str, key: str, expires_in: int, version_id: str | None
     return str(
         aws.client("s3").generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
     )
+
+
+def result_url(settings: ResultUrlSettings, key: str) -> str:
+    """A stored result's presigned URL, as callers get it (the API's views, webhooks)."""
+    return presigned_get(settings.results_bucket, key, settings.result_url_expiry_seconds)
 
 
 def head_object(bucket: str, key: str, version_id: str | None = None) -> dict[str, Any] | None:

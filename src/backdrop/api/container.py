@@ -13,7 +13,7 @@ from backdrop.api.idempotency import Idempotency
 from backdrop.batches.store import BatchStore
 from backdrop.config import ApiSettings
 from backdrop.jobs import JobStore
-from backdrop.storage import presigned_get
+from backdrop.storage import result_url
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
@@ -29,9 +29,7 @@ class Api:
 
     def result_url(self, key: str) -> str:
         """A stored result's presigned URL, as callers get it."""
-        return presigned_get(
-            self.settings.results_bucket, key, self.settings.result_url_expiry_seconds
-        )
+        return result_url(self.settings, key)
 
 
 _serving: ContextVar[Api] = ContextVar("api")

@@ -17,6 +17,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from backdrop import aws, storage
@@ -67,7 +68,8 @@ class Dispatcher:
             destinations.append((job.webhook_url, True))
         if not destinations:
             return
-        data = generation_view(job, self._result_url).model_dump(mode="json")
+        view = generation_view(job, partial(storage.result_url, self.settings))
+        data = view.model_dump(mode="json")
         # Where the job's own webhook goes is the caller's business, not every subscriber's.
         data["request"].pop("webhook_url", None)
         payload = {
@@ -101,11 +103,6 @@ class Dispatcher:
             if answer.get("Failed"):
                 # The outcome's message returns and is split again: a repeat, never a loss.
                 raise RuntimeError(f"webhook deliveries not queued: {answer['Failed']}")
-
-    def _result_url(self, key: str) -> str:
-        return storage.presigned_get(
-            self.settings.results_bucket, key, self.settings.result_url_expiry_seconds
-        )
 
     def retry(self, delivery: Delivery, receipt_handle: str) -> None:
         early = delivery.not_before - time.time()
