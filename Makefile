@@ -31,7 +31,7 @@ RUNTIME_PYTHON ?= $(shell for p in python3.13 $$(pyenv root 2>/dev/null)/version
 # What `make test` runs (all of tests/ by default); CI's Python 3.13 run passes less.
 PYTEST_ARGS ?=
 
-.PHONY: dev test test-runtime lint format demo local emulator openapi docs-tables docs pr build deploy delete package lock clean
+.PHONY: dev test test-runtime lint format demo local openapi docs-tables docs pr build deploy delete package lock clean
 
 $(LOCAL_STAMP):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "backdrop needs Python >= 3.11 (set PYTHON=...)")'

@@ -1,5 +1,6 @@
 """Job records in DynamoDB. Every status change is a conditional write, so a job
-only moves forward (queued -> running -> succeeded | failed) and retries are harmless.
+only moves forward (queued -> running -> succeeded | failed; canceled before it ends) and
+retries are harmless.
 The transitions (JobTransitions) are shared with the in-memory records of tests/fakes.py."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Bodies the API takes and answers besides generations (see models.py and views.py):
-the error shape and the upload form."""
+"""Bodies the API takes and answers besides generations (contracts/requests.py and
+contracts/views.py): the error shape and the upload form."""
 
 from __future__ import annotations
 
