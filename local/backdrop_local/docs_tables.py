@@ -12,16 +12,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from backdrop.error_codes import CATALOGUE, WORKFLOW_RETRIES, ErrorCode, Kind, Retry
+from backdrop_local.template import Template
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "reference"
 ERRORS_PAGE = REFERENCE / "errors.md"
 CONFIGURATION_PAGE = REFERENCE / "configuration.md"
 API_PAGE = REFERENCE / "api.md"
-TEMPLATE = ROOT / "template.yaml"
 OPENAPI = ROOT / "openapi.json"
 
 _GENERATED = (
@@ -144,13 +142,6 @@ def errors_page() -> str:
 # --- the template's parameters ---------------------------------------------------------------
 
 
-class _TemplateLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short tags (!Ref, !Sub, ...) read as nothing: only the
-    Parameters are wanted, which use none."""
-
-
-_TemplateLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
-
 # What the parameters' own Description cannot say: a link, a remark.
 _NOTES = {
     "PhotoroomModel": "`background-studio-beta-2025-03-17` is Photoroom's recommendation.",
@@ -195,8 +186,7 @@ def _constraints(spec: dict[str, Any]) -> str:
 
 
 def parameters() -> dict[str, dict[str, Any]]:
-    template = yaml.load(TEMPLATE.read_text(), Loader=_TemplateLoader)  # noqa: S506 (SafeLoader, tags read as None)
-    return dict(template["Parameters"])
+    return dict(Template().body["Parameters"])
 
 
 def configuration_page() -> str:
