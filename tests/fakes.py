@@ -122,6 +122,26 @@ class MemoryJobs(JobTransitions):
                 return
             record["webhook"] = state.model_dump(mode="json")
 
+    def _set_review_if(
+        self, job_id: str, expected: int, review: dict[str, Any], child: str | None
+    ) -> bool:
+        """As JobStore's: only a succeeded job whose review holds `expected` decisions."""
+        with self._lock:
+            record = self._records.get(job_id)
+            held = (record or {}).get("review")
+            if (
+                record is None
+                or record.get("status") != JobStatus.SUCCEEDED.value
+                or held is None
+                or len(held.get("history", [])) != expected
+            ):
+                return False
+            record["review"] = copy.deepcopy(review)
+            if child is not None:
+                record["children"] = [*record.get("children", []), child]
+            record["updated_at"] = datetime.now(UTC).isoformat()
+            return True
+
     def _set_status_if(
         self, job_id: str, allowed_from: tuple[JobStatus, ...], values: dict[str, Any]
     ) -> bool:

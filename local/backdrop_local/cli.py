@@ -135,6 +135,8 @@ def _banner(ready: dict[str, Any], ready_file: Path) -> str:
             f"  AWS endpoint {ready['aws_endpoint_url']}   (region {ready['region']})",
             f"  input bucket {ready['input_bucket']}   (upload under inbox/)",
             f"  results      {ready['results_bucket']}",
+            f"  published    {ready['published_bucket']}   (approved images, under published/)",
+            f"  console      {ready['console_url']}   (review, ReviewMode={ready['review_mode']})",
             f"  provider     {ready['provider']}"
             + (f" at {ready['emulator_url']}" if ready["emulator_url"] else ""),
             "  events       printed here"

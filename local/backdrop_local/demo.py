@@ -1,6 +1,8 @@
 """`backdrop demo`: every bundled sample through the HTTPS API and through the inbox,
 on a local stack, with the results and an index.html in one folder; then a small batch
 over a catalogue folder, followed as `backdrop batch watch` follows one, its report beside.
+The stack reviews (ReviewMode=required): at the end the demo says where the review console
+is, and in a terminal keeps the stack up for the review until Ctrl-C.
 
 It uses only what a client of the deployed stack has: the API (through the same client as
 `backdrop generate`), the input and results buckets, and the published events.
@@ -36,9 +38,10 @@ PROMPTS = {
 }
 FALLBACK_PROMPT = "on a light oak tabletop in soft daylight"
 # The batch: each sample this many times under a catalogue folder (the inbox would start a
-# job for each upload by itself), one image per item to keep the demo short.
+# job for each upload by itself), two images per item: variants for a reviewer to choose.
 BATCH_PREFIX = "catalog/demo/"
 BATCH_COPIES = 2
+BATCH_COUNT = 2
 BATCH_PROMPT = "on a white seamless studio backdrop with a soft shadow"
 
 
@@ -62,7 +65,9 @@ def _bar(done: int, failed: int, total: int) -> str:
 def run_demo(options: StackOptions, output: Path) -> int:
     output.mkdir(parents=True, exist_ok=True)
     # Events are how inbox jobs are found; the stack's own echo would garble the progress bar.
-    options = dataclasses.replace(options, echo=False)
+    options = dataclasses.replace(
+        options, echo=False, parameters={"ReviewMode": "required", **options.parameters}
+    )
     if options.events_file is None:
         options.events_file = output / "events.jsonl"
         options.events_file.unlink(missing_ok=True)
@@ -86,6 +91,7 @@ def run_demo(options: StackOptions, output: Path) -> int:
             _print_summary(jobs)
             print(f"\n{page.resolve()}")
             batch_succeeded = _batch(client, ready, output)
+            _offer_review(ready)
     finally:
         stack.stop()
     return 0 if all(job.succeeded for job in jobs) and batch_succeeded else 1
@@ -258,13 +264,14 @@ def _batch(client: Client, ready: dict[str, Any], output: Path) -> bool:
             )
     print(
         f"\nA batch over the {len(keys)} images under {BATCH_PREFIX} "
-        f"(`backdrop batch start --prefix {BATCH_PREFIX} --count 1 --watch`):"
+        f"(`backdrop batch start --prefix {BATCH_PREFIX} --count {BATCH_COUNT} --watch`):"
     )
     report = output / "batch-report.csv"
     report.unlink(missing_ok=True)  # not an older run's
     try:
         started = client.start_batch(
-            BATCH_PREFIX, {"prompt": BATCH_PROMPT, "count": 1, "metadata": {"by": "backdrop demo"}}
+            BATCH_PREFIX,
+            {"prompt": BATCH_PROMPT, "count": BATCH_COUNT, "metadata": {"by": "backdrop demo"}},
         )
         batch = watch_batch(client, started["id"], interval=POLL_SECONDS, timeout=TIMEOUT_SECONDS)
         if batch.get("report_url"):
@@ -280,6 +287,29 @@ def _batch(client: Client, ready: dict[str, Any], output: Path) -> bool:
     for problem in problems:
         print(f"backdrop demo: {problem}", file=sys.stderr)
     return not problems
+
+
+def _offer_review(ready: dict[str, Any]) -> None:
+    """Where to review what the demo made; in a terminal, the stack stays up for it."""
+    if ready.get("review_mode") != "required" or not ready.get("console_url"):
+        return
+    print(
+        f"\nEvery job waits for review. Open {ready['console_url']} and paste the API key "
+        f"{ready['api_key']}: pick the batch, then 1-9 approves a variant (published under "
+        f"published/ in {ready['published_bucket']}), x rejects, r regenerates."
+    )
+    if not sys.stdin.isatty():
+        print(
+            "(Not a terminal: the stack stops now; "
+            "`backdrop local --param ReviewMode=required` keeps one up.)"
+        )
+        return
+    print("The stack stays up for the review; Ctrl-C stops it.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print()
 
 
 def _print_summary(jobs: list[DemoJob]) -> None:

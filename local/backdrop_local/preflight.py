@@ -729,6 +729,72 @@ def stack_result(stack_name: str, stack: DeployedStack | None, *, config_env: st
     )
 
 
+# DynamoDB's indexes: an update of a table may create or delete one global secondary index
+# (UpdateTable takes one at a time); CloudFormation refuses more, rolling the stack back.
+
+
+def _indexes(resource: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """A table's global secondary indexes by name (their definition, to compare), or None
+    where there is no such table."""
+    if not resource or resource.get("Type") != "AWS::DynamoDB::Table":
+        return None
+    indexes = resource.get("Properties", {}).get("GlobalSecondaryIndexes") or []
+    return {
+        str(index["IndexName"]): json.dumps(
+            {k: index.get(k) for k in ("KeySchema", "Projection")}, sort_keys=True
+        )
+        for index in indexes
+    }
+
+
+def index_problems(deployed: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Each table of `new` whose update from `deployed` would create or delete more than one
+    global secondary index (an index whose keys or projection change is deleted and created
+    again: two)."""
+    problems = []
+    before_resources = deployed.get("Resources") or {}
+    for logical_id, resource in (new.get("Resources") or {}).items():
+        after = _indexes(resource)
+        before = _indexes(before_resources.get(logical_id))
+        if after is None or before is None:
+            continue  # not a table, or a new one: created with all its indexes
+        created = sorted(n for n in after if before.get(n) != after[n])
+        deleted = sorted(n for n in before if after.get(n) != before[n])
+        if len(created) + len(deleted) > 1:
+            changes = [f"creates {', '.join(created)}"] if created else []
+            changes += [f"deletes {', '.join(deleted)}"] if deleted else []
+            problems.append(
+                f"{logical_id}: this update {' and '.join(changes)}; DynamoDB takes one index "
+                "a deploy, so CloudFormation would roll the stack back"
+            )
+    return problems
+
+
+def indexes_result(deployed: Mapping[str, Any] | None, new: Mapping[str, Any]) -> Result:
+    if deployed is None:
+        return passed("indexes", "a new stack: every table is created with all its indexes")
+    problems = index_problems(deployed, new)
+    if problems:
+        return failed(
+            "indexes",
+            "an update would change more than one index of a table",
+            *problems,
+            "fix: deploy in steps, one index created or deleted each (the release notes "
+            "name the versions in between)",
+        )
+    return passed("indexes", "each table gains or loses at most one index")
+
+
+def read_deployed_template(session: Any, stack_name: str) -> dict[str, Any]:
+    """The template the stack was last deployed from, as it was given (before SAM's
+    transform)."""
+    answer = session.client("cloudformation").get_template(
+        StackName=stack_name, TemplateStage="Original"
+    )
+    body = answer["TemplateBody"]
+    return body if isinstance(body, dict) else Template.parse(str(body))
+
+
 # Talking to AWS (read-only).
 
 
@@ -934,10 +1000,25 @@ def run(options: Options) -> list[Result]:
         )
     else:
         results.append(skipped("environment", "needs the stack name and region (above)"))
+    results.append(_indexes_check(target, template, reachable, stack is not None))
     results.append(_concurrency_check(target, values, options, reachable, stack is not None))
     results.append(_api_gateway_check(target, values, reachable))
     results.append(build_result(options.build_dir))
     return results
+
+
+def _indexes_check(target: Target, template: Template, reachable: bool, deployed: bool) -> Result:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if not reachable:
+        return skipped("indexes", "needs the target (above)")
+    if not deployed:
+        return indexes_result(None, template.body)
+    try:
+        before = read_deployed_template(target.session, str(target.stack_name))
+    except (BotoCoreError, ClientError) as exc:
+        return _aws_failure("indexes", "the deployed template", exc)
+    return indexes_result(before, template.body)
 
 
 def _concurrency_check(

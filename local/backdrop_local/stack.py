@@ -197,6 +197,10 @@ class LocalStack:
             "region": REGION,
             "input_bucket": cloud.input_bucket,
             "results_bucket": cloud.results_bucket,
+            "published_bucket": cloud.environment.get("PUBLISHED_BUCKET"),
+            "review_mode": cloud.environment.get("REVIEW_MODE"),
+            # The review console: the page the stack serves (its key, pasted, stays in the tab).
+            "console_url": f"{front.url}/console" if front else None,
             "jobs_table": cloud.jobs_table,
             "state_machine_arn": cloud.state_machine_arn,
             "event_bus": cloud.event_bus,

@@ -43,7 +43,7 @@ _CfnLoader.add_multi_constructor("!", _tag)
 def _parsed(path: Path, mtime_ns: int) -> dict[str, Any]:
     """The template, parsed once per version of the file: every test builds a stack from
     it, and parsing its YAML takes most of a second (callers get a copy to change)."""
-    return yaml.load(path.read_text(), Loader=_CfnLoader)  # type: ignore[no-any-return]  # noqa: S506
+    return Template.parse(path.read_text())
 
 
 class LocalStackUnsupported(Exception):
@@ -69,6 +69,11 @@ STATE_MACHINE = "AWS::Serverless::StateMachine"
 
 
 class Template:
+    @staticmethod
+    def parse(text: str) -> dict[str, Any]:
+        """A template's text (YAML with CloudFormation's short-form tags, or JSON)."""
+        return yaml.load(text, Loader=_CfnLoader)  # type: ignore[no-any-return]  # noqa: S506
+
     def __init__(self, path: Path = TEMPLATE_PATH) -> None:
         self.path = path
         self.body: dict[str, Any] = copy.deepcopy(_parsed(path, path.stat().st_mtime_ns))

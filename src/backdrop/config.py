@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from backdrop import fetch_guard
-from backdrop.domain import InboxPreset
+from backdrop.domain import InboxPreset, ReviewMode
 from backdrop.providers import registry
 
 
@@ -67,6 +67,8 @@ class OutcomeSettings(JobSettings, BucketSettings):
     """Announcing how a job ended: its event on the bus, its results' manifest."""
 
     event_bus_name: str = Field(min_length=1)
+    # Whether a job that succeeds waits for a reviewer's decision (review.py).
+    review_mode: ReviewMode = "none"
 
 
 class PlanSettings(OutcomeSettings):
@@ -137,6 +139,8 @@ class ApiSettings(BatchStartSettings, ResultUrlSettings, UrlGuardSettings):
     cors_allow_origins: str = "*"
     upload_max_bytes: int = Field(default=30 * 1024 * 1024, ge=1, le=100 * 1024 * 1024)
     upload_url_seconds: int = Field(default=900, ge=60, le=604800)
+    # Where approvals publish (ReviewMode=required; api/reviews.py).
+    published_bucket: str = Field(min_length=1)
 
     @property
     def cors_origins(self) -> list[str]:

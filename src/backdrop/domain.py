@@ -12,7 +12,8 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 # Who asked for a job: the HTTPS API, an image dropped under inbox/, an event, a batch.
-Trigger = Literal["api", "inbox", "event", "batch"]
+# "review": a regeneration a reviewer asked for (POST /v1/generations/{id}/review).
+Trigger = Literal["api", "inbox", "event", "batch", "review"]
 # Whose a job is. A key reads and lists only its own jobs and the stack's (jobs.py):
 # "key:<API key id>" for a job an API key asked for (the id API Gateway passes the function,
 # never the key itself), STACK_OWNER for work the stack started on its own (inbox images;
@@ -43,6 +44,29 @@ FORMATS: dict[str, tuple[str, str]] = {
 
 # Caller's own labels, echoed in the job and its events: small, so events stay small.
 MAX_METADATA_ENTRIES = 10
+
+# An approved result's place (ReviewMode=required): under published/ of the published bucket.
+PUBLISHED_PREFIX = "published/"
+MAX_S3_KEY_BYTES = 1024  # S3 refuses a longer key (counted in UTF-8 bytes)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def publish_key_refusal(given: str) -> str | None:
+    """Why `given` cannot be a publish_key (a key under published/, such as a SKU), or None:
+    a relative path of non-empty segments (no "." or ".."), no control characters or
+    backslashes, and short enough for S3 under published/."""
+    if not given or given.startswith("/"):
+        return "must be a relative path, such as sku-1234.jpg or shoes/sku-1234.jpg"
+    if _CONTROL.search(given) or "\\" in given:
+        return "must not hold control characters or backslashes"
+    if any(segment in ("", ".", "..") for segment in given.split("/")):
+        return "must not hold empty, '.' or '..' segments"
+    size, longest = len(given.encode()), MAX_S3_KEY_BYTES - len(PUBLISHED_PREFIX)
+    if size > longest:
+        return f"is {size} bytes; at most {longest} fit under {PUBLISHED_PREFIX} (S3's limit)"
+    return None
+
+
 Metadata = dict[
     Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$")],
     Annotated[str, StringConstraints(max_length=256)],
@@ -151,6 +175,8 @@ class ResultImage(BaseModel):
     content_type: str
     size: int
     seed: int | None = None  # the seed the provider used, where it reports one
+    # A small WEBP preview beside it (thumbnails.py); None for results stored before them.
+    thumbnail_key: str | None = None
 
 
 class JobError(BaseModel):
@@ -195,6 +221,39 @@ class Refused(Exception):
         return cls(code, "the request is invalid", (Problem(name, reason),))
 
 
+# A succeeded job's review, when the stack's ReviewMode is `required` (review.py holds the
+# rules): pending until a reviewer approves one result (published under its key), rejects
+# the set, or a regeneration that succeeded replaces it (superseded).
+ReviewMode = Literal["none", "required"]
+ReviewStatus = Literal["pending", "approved", "rejected", "superseded"]
+ReviewVerb = Literal["approve", "reject", "regenerate", "supersede"]
+
+
+class ReviewDecision(BaseModel):
+    """One entry of a review's history: what was decided, by whom (a label the reviewer
+    gives), when."""
+
+    decision: ReviewVerb
+    at: datetime
+    index: int | None = None
+    reason: str | None = None
+    reviewer: str | None = None
+    published_key: str | None = None
+    # What the decision takes down: an earlier approval's object (a rejection, or an approval
+    # at another key), kept here so a repeat can finish what a crash left undone.
+    removed_key: str | None = None
+    job_id: str | None = None  # a regeneration's new job, or the one that superseded this
+
+
+class Review(BaseModel):
+    status: ReviewStatus
+    chosen: int | None = None
+    reason: str | None = None
+    published_key: str | None = None
+    decided_at: datetime | None = None
+    history: list[ReviewDecision] = Field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class NewJob:
     """A job as planned (plan.py), before it is recorded: what every way in (API, inbox)
@@ -214,6 +273,12 @@ class NewJob:
     # The batch that made it, and its item's place there (batches/items.py).
     batch_id: str | None = None
     batch_item: int | None = None
+    # Where an approved result goes, as asked (publish_key_refusal); else where
+    # storage.published_key puts it.
+    publish_key: str | None = None
+    # A regeneration a reviewer asked for: the job it regenerates, and the first of its line.
+    parent_id: str | None = None
+    root_id: str | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(OWNER_PATTERN, self.owner):
@@ -238,16 +303,31 @@ class Job(BaseModel):
     # it: found set on a job with no provider id, the submit may have been paid for.
     submitting_since: datetime | None = None
     results: list[ResultImage] = Field(default_factory=list)
+    source_thumbnail_key: str | None = None  # a preview of the photo (thumbnails.py)
     error: JobError | None = None
     metadata: Metadata = Field(default_factory=dict)
     webhook_url: str | None = None
     webhook: WebhookState | None = None
+    review: Review | None = None  # ReviewMode=required: set when the job succeeds
     owner: Owner
     batch_id: str | None = None
     batch_item: int | None = None
+    publish_key: str | None = None  # where an approved result goes, as asked
+    parent_id: str | None = None  # the job this one regenerates
+    root_id: str | None = None  # the first job of the line of regenerations
+    children: list[str] = Field(default_factory=list)  # its regenerations, oldest first
     created_at: datetime
     updated_at: datetime
     expires_at: int
+
+    @property
+    def lineage(self) -> str:
+        """Which product a job is of, as its published key knows it: the photo's place in
+        the input bucket (its re-uploads, reruns and regenerations alike), or for a photo
+        given by URL the first job of its regenerations."""
+        if self.source.bucket is not None and self.source.key is not None:
+            return f"s3://{self.source.bucket}/{self.source.key}"
+        return self.root_id or self.id
 
     def readable_by(self, owner: str) -> bool:
         """Whether `owner` may read this job: its own jobs, and the stack's."""

@@ -103,6 +103,21 @@ CATALOGUE: tuple[ErrorCode, ...] = (
         status=409,
     ),
     ErrorCode(
+        "not_reviewable",
+        (API,),
+        "review of a generation that has not succeeded, was not held for review, or was "
+        "superseded by its regeneration (the message names its status)",
+        status=409,
+    ),
+    ErrorCode(
+        "decision_changed",
+        (API,),
+        "another reviewer decided first: the details carry the review as it is now; read the "
+        "generation again before deciding",
+        status=409,
+        may_retry=True,
+    ),
+    ErrorCode(
         "still_running",
         (API,),
         "retry of a batch that is still running: retry its failures once it has finished",

@@ -26,6 +26,8 @@ from backdrop.domain import (
     JobStatus,
     NewJob,
     ResultImage,
+    Review,
+    ReviewStatus,
     WebhookState,
 )
 
@@ -41,9 +43,17 @@ from backdrop.domain import (
 # names are the indexes' keys in template.yaml: renaming one would rebuild its index.
 # by-batch: partitioned by batch_id (only jobs a batch made have one), sorted by LIST_KEY:
 #            a batch's jobs, in creation order (GET /v1/generations?batch_id=).
+# by-review: partitioned by REVIEW_STATUS (only jobs held for review have one, so the index
+#            holds nothing under ReviewMode=none), sorted by LIST_KEY: the review queue
+#            (GET /v1/generations?review=pending), oldest first. Every decision sets it.
 BY_CREATED_INDEX = "by-created"
 BY_STATUS_INDEX = "by-status"
 BY_BATCH_INDEX = "by-batch"
+BY_REVIEW_INDEX = "by-review"
+REVIEW_STATUS = "review_status"
+# A published key's claim (claim_published): an item of the jobs table under an id no job
+# has, with none of the indexes' keys, so no listing ever reads it.
+_CLAIM = "published#"
 LIST_PARTITION = "kind"
 LIST_KEY = "created_key"
 # Fixed width (always microseconds, always UTC), so text order is time order; the id
@@ -70,6 +80,21 @@ class JobNotFound(Exception):
 
 class JobConflict(Exception):
     """The job is not in a state that allows this change (e.g. already finished)."""
+
+
+class DecisionChanged(Exception):
+    """Another decision was recorded on the job's review since it was read."""
+
+
+class KeyTaken(Exception):
+    """A published key holds another product's image (claim_published): `job_id` names
+    its job, or is None when it is another owner's."""
+
+    def __init__(self, key: str, job_id: str | None) -> None:
+        holder = f"generation {job_id}" if job_id else "another API key's generation"
+        super().__init__(f"{key} holds the image of {holder}")
+        self.key = key
+        self.job_id = job_id
 
 
 def new_job_id() -> str:
@@ -138,13 +163,40 @@ class JobTransitions(ABC):
             values={"provider_job_id": provider_job_id, "provider_urls": list(provider_urls)},
         )
 
-    def mark_succeeded(self, job_id: str, results: list[ResultImage]) -> None:
+    def mark_succeeded(
+        self,
+        job_id: str,
+        results: list[ResultImage],
+        review: Review | None = None,
+        source_thumbnail: str | None = None,
+    ) -> None:
+        """Running to succeeded, held for review when `review` is given (review.on_success),
+        with the photo's preview if one was made."""
+        values: dict[str, Any] = {"results": [r.model_dump(mode="json") for r in results]}
+        if source_thumbnail is not None:
+            values["source_thumbnail_key"] = source_thumbnail
+        if review is not None:
+            values |= {"review": review.model_dump(mode="json"), REVIEW_STATUS: review.status}
         self._transition(
-            job_id,
-            allowed_from=(JobStatus.RUNNING,),
-            to=JobStatus.SUCCEEDED,
-            values={"results": [r.model_dump(mode="json") for r in results]},
+            job_id, allowed_from=(JobStatus.RUNNING,), to=JobStatus.SUCCEEDED, values=values
         )
+
+    def record_review(
+        self, job_id: str, expected: int, review: Review, child: str | None = None
+    ) -> None:
+        """Record a decision on a succeeded job's review (and the regeneration it started,
+        `child`), if the review still holds `expected` decisions (review.version): of two
+        reviewers deciding at once, one wins and the other gets DecisionChanged."""
+        if not self._set_review_if(job_id, expected, review.model_dump(mode="json"), child):
+            self.get(job_id)  # raises JobNotFound for an unknown id
+            raise DecisionChanged(job_id)
+
+    @abstractmethod
+    def _set_review_if(
+        self, job_id: str, expected: int, review: dict[str, Any], child: str | None
+    ) -> bool:
+        """Set the job's review (and add `child` to its children) if it is succeeded and
+        its review holds `expected` decisions; False, writing nothing, otherwise."""
 
     def mark_failed(self, job_id: str, error: JobError) -> Job:
         """Fail a job that has not finished. Failing a failed job again changes nothing,
@@ -254,6 +306,7 @@ class JobStore(JobTransitions):
         limit: int,
         after: str | None,
         batch_id: str | None = None,
+        review: ReviewStatus | None = None,
     ) -> JobPage:
         """Up to `limit` of the jobs `reader` may read (its own and the stack's) newest
         first, optionally of one status, created before the position `after` (a `position`
@@ -263,13 +316,19 @@ class JobStore(JobTransitions):
         tells whether another page exists, so the last never hands out a cursor to an empty
         one. A position is a place in the merged order as much as in each owner's, so the
         cursor needs no more. With `batch_id`, only that batch's jobs (the caller checks that
-        `reader` may read the batch; its jobs are the stack's)."""
+        `reader` may read the batch; its jobs are the stack's). With `review`, only jobs in
+        that review status, oldest first (the review queue): `after` then reads on later."""
         found: list[tuple[str, dict[str, Any]]] = []
         for owner in sorted({reader, STACK_OWNER}):
             found += self._newest(
-                owner, status=status, count=limit + 1, after=after, batch_id=batch_id
+                owner,
+                status=status,
+                count=limit + 1,
+                after=after,
+                batch_id=batch_id,
+                review=review,
             )
-        found.sort(key=lambda pair: pair[0], reverse=True)
+        found.sort(key=lambda pair: pair[0], reverse=review is None)
         page = found[:limit]
         return JobPage(
             jobs=[Job.model_validate(from_item(item)) for _, item in page],
@@ -284,26 +343,37 @@ class JobStore(JobTransitions):
         count: int,
         after: str | None,
         batch_id: str | None = None,
+        review: ReviewStatus | None = None,
     ) -> list[tuple[str, dict[str, Any]]]:
-        """Up to `count` of one owner's jobs newest first (of one status, of one batch, if
-        given), created before `after`, each with its position."""
+        """Up to `count` of one owner's jobs newest first (of one status, of one batch, in
+        one review status, if given), created before `after`, each with its position; with
+        `review`, oldest first, created after `after`."""
         prefix = f"{owner}#"
         bound = None if after is None else prefix + after
-        # by-status and by-batch partitions hold every owner's jobs, so the key condition
-        # names this owner's range. BETWEEN includes its upper end, `after` itself, which is
-        # skipped below: at most one item more is read.
-        ranged = "begins_with(#k, :prefix)" if bound is None else "#k BETWEEN :prefix AND :bound"
+        oldest_first = review is not None
+        # by-status, by-batch and by-review partitions hold every owner's jobs, so the key
+        # condition names this owner's range ("<owner>#" up to "<owner>$", '$' following
+        # '#'). BETWEEN includes its ends, `after` itself, which is skipped below: at most
+        # one item more is read.
+        if bound is None:
+            ranged = "begins_with(#k, :prefix)"
+        elif oldest_first:
+            ranged = "#k BETWEEN :bound AND :end"
+        else:
+            ranged = "#k BETWEEN :prefix AND :bound"
         within: str | None = ranged
-        status_filter: dict[str, Any] = {}
+        filters: dict[str, str] = {}
         if batch_id is not None:
             # by-batch: one batch's jobs; a status is a filter (a page may take more reads).
             index, partition = BY_BATCH_INDEX, ("batch_id", batch_id)
             if status is not None:
-                status_filter = {
-                    "FilterExpression": "#st = :st",
-                    "ExpressionAttributeNames": {"#st": "status"},
-                    "ExpressionAttributeValues": {":st": {"S": status.value}},
-                }
+                filters["status"] = status.value
+            if review is not None:
+                filters[REVIEW_STATUS] = review
+        elif review is not None:
+            index, partition = BY_REVIEW_INDEX, (REVIEW_STATUS, review)
+            if status is not None:
+                filters["status"] = status.value
         elif status is None:
             # by-created: the partition is this owner's alone, in creation order.
             index, partition = BY_CREATED_INDEX, (LIST_PARTITION, owner)
@@ -312,11 +382,17 @@ class JobStore(JobTransitions):
             index, partition = BY_STATUS_INDEX, ("status", status.value)
         condition = "#p = :p" if within is None else f"#p = :p AND {within}"
         names = {"#p": partition[0]} | ({"#k": LIST_KEY} if within else {})
-        given = {":p": partition[1], ":prefix": prefix, ":bound": bound}
+        given = {":p": partition[1], ":prefix": prefix, ":bound": bound, ":end": f"{owner}$"}
         values = {k: {"S": v} for k, v in given.items() if v is not None and k in condition}
-        names |= status_filter.pop("ExpressionAttributeNames", {})
-        values |= status_filter.pop("ExpressionAttributeValues", {})
-        spare = 1 if (status is not None or batch_id is not None) and bound is not None else 0
+        status_filter: dict[str, Any] = {}
+        if filters:
+            status_filter["FilterExpression"] = " AND ".join(
+                f"#f{i} = :f{i}" for i in range(len(filters))
+            )
+            names |= {f"#f{i}": name for i, name in enumerate(filters)}
+            values |= {f":f{i}": {"S": value} for i, value in enumerate(filters.values())}
+        ranged_partition = status is not None or batch_id is not None or review is not None
+        spare = 1 if ranged_partition and bound is not None else 0
         found: list[tuple[str, dict[str, Any]]] = []
         start: dict[str, Any] | None = None
         # Query may stop early (1 MB, or the one item skipped): read on until enough.
@@ -327,7 +403,7 @@ class JobStore(JobTransitions):
                 KeyConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
-                ScanIndexForward=False,
+                ScanIndexForward=oldest_first,
                 Limit=count - len(found) + spare,
                 **({"ExclusiveStartKey": start} if start else {}),
                 **status_filter,
@@ -341,6 +417,90 @@ class JobStore(JobTransitions):
             if start is None:
                 break
         return found[:count]
+
+    def review_counts(self, batch_id: str) -> dict[str, int]:
+        """A batch's jobs held for review, by review status: one read of its by-batch
+        partition, only the status of each."""
+        counts: dict[str, int] = {}
+        start: dict[str, Any] | None = None
+        while True:
+            answer = aws.client("dynamodb").query(
+                TableName=self._table_name,
+                IndexName=BY_BATCH_INDEX,
+                KeyConditionExpression="#p = :p",
+                FilterExpression="attribute_exists(#r)",
+                ProjectionExpression="#r",
+                ExpressionAttributeNames={"#p": "batch_id", "#r": REVIEW_STATUS},
+                ExpressionAttributeValues={":p": {"S": batch_id}},
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            for item in answer["Items"]:
+                status = item[REVIEW_STATUS]["S"]
+                counts[status] = counts.get(status, 0) + 1
+            start = answer.get("LastEvaluatedKey")
+            if start is None:
+                return counts
+
+    def claim_published(self, key: str, job: Job) -> bool:
+        """Take the published key `key` for `job` (whose image goes there now). Refused
+        (KeyTaken) where publishing would overwrite another owner's image, or another
+        product's of the same batch; a product's later job, or the same owner's job outside
+        that batch (a SKU photographed again), takes it over. True if no claim was there (the
+        caller gives it up again if it then publishes nothing). A claim lives beside the jobs
+        under an id no job can have."""
+        condition = "attribute_not_exists(id) OR (#owner = :owner"
+        names = {"#owner": "owner"}
+        values = {":owner": {"S": job.owner}}
+        if job.batch_id is not None:
+            condition += " AND (#lineage = :lineage OR NOT (#batch = :batch))"
+            names |= {"#lineage": "lineage", "#batch": "batch_id"}
+            values |= {":lineage": {"S": job.lineage}, ":batch": {"S": job.batch_id}}
+        claim = {"id": f"{_CLAIM}{key}", "owner": job.owner, "lineage": job.lineage}
+        claim |= {"job_id": job.id} | ({"batch_id": job.batch_id} if job.batch_id else {})
+        try:
+            answer = aws.client("dynamodb").put_item(
+                TableName=self._table_name,
+                Item=to_item(claim),
+                ConditionExpression=condition + ")",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
+            held = self._claim(key) or {}
+            same_owner = held.get("owner") == job.owner
+            raise KeyTaken(key, str(held.get("job_id")) if same_owner else None) from None
+        return not answer.get("Attributes")
+
+    def published_by(self, key: str) -> str | None:
+        """The job whose image the published key `key` holds, as its claim says."""
+        held = self._claim(key)
+        return None if held is None else str(held["job_id"])
+
+    def _claim(self, key: str) -> dict[str, Any] | None:
+        answer = aws.client("dynamodb").get_item(
+            TableName=self._table_name, Key={"id": {"S": f"{_CLAIM}{key}"}}, ConsistentRead=True
+        )
+        return from_item(answer["Item"]) if "Item" in answer else None
+
+    def release_published(self, key: str, job: Job) -> bool:
+        """Give up `key` if the image there is `job`'s (not a later job's of the same
+        product): True if it was, and the caller removes it."""
+        try:
+            aws.client("dynamodb").delete_item(
+                TableName=self._table_name,
+                Key={"id": {"S": f"{_CLAIM}{key}"}},
+                ConditionExpression="#job = :job",
+                ExpressionAttributeNames={"#job": "job_id"},
+                ExpressionAttributeValues={":job": {"S": job.id}},
+            )
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
+            return False
+        return True
 
     def mark_submitting(self, job_id: str) -> bool:
         """Record that a paid submit is about to be sent. False if one already was, and its
@@ -408,6 +568,47 @@ class JobStore(JobTransitions):
             raise
         return True
 
+    def _set_review_if(
+        self, job_id: str, expected: int, review: dict[str, Any], child: str | None
+    ) -> bool:
+        update = "SET #review = :review, #review_status = :review_status, #updated_at = :at"
+        names = {"#review_status": REVIEW_STATUS}
+        values: dict[str, Any] = {":review_status": {"S": str(review["status"])}}
+        if child is not None:
+            update += ", #children = list_append(if_not_exists(#children, :none), :child)"
+            names["#children"] = "children"
+            values |= {":none": {"L": []}, ":child": {"L": [{"S": child}]}}
+        try:
+            aws.client("dynamodb").update_item(
+                TableName=self._table_name,
+                Key={"id": {"S": job_id}},
+                UpdateExpression=update,
+                # A job never held for review has no history to count: it never matches.
+                ConditionExpression=(
+                    "#status = :succeeded AND attribute_exists(#review.#history)"
+                    " AND size(#review.#history) = :expected"
+                ),
+                ExpressionAttributeNames={
+                    "#status": "status",
+                    "#review": "review",
+                    "#history": "history",
+                    "#updated_at": "updated_at",
+                    **names,
+                },
+                ExpressionAttributeValues={
+                    ":succeeded": {"S": JobStatus.SUCCEEDED.value},
+                    ":expected": {"N": str(expected)},
+                    ":review": to_attr(review),
+                    ":at": {"S": _now().isoformat()},
+                    **values,
+                },
+            )
+        except ClientError as exc:
+            if not is_condition_failure(exc):
+                raise
+            return False
+        return True
+
     def _set_status_if(
         self, job_id: str, allowed_from: tuple[JobStatus, ...], values: dict[str, Any]
     ) -> bool:
@@ -430,9 +631,14 @@ class JobStore(JobTransitions):
         return True
 
 
+# What a transition repeated by a retried task may find changed since: a review decided in
+# between is not a different outcome of the task.
+_NOT_COMPARED = ("updated_at", "status", "review", REVIEW_STATUS)
+
+
 def _matches(job: Job, values: dict[str, Any]) -> bool:
     dumped = job.model_dump(mode="json")
-    return all(dumped.get(k) == v for k, v in values.items() if k not in ("updated_at", "status"))
+    return all(dumped.get(k) == v for k, v in values.items() if k not in _NOT_COMPARED)
 
 
 def is_condition_failure(exc: ClientError) -> bool:

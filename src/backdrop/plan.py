@@ -89,6 +89,9 @@ class Ask:
     webhook_url: str | None = None  # checked by the caller (fetch_guard.webhook_url_refusal)
     batch_id: str | None = None  # the batch whose item it is, and the item's place there
     batch_item: int | None = None
+    publish_key: str | None = None  # where an approved result goes (checked by the caller)
+    parent_id: str | None = None  # a regeneration's job, and the first of its line
+    root_id: str | None = None
 
 
 class PlanRefused(Refused):
@@ -120,6 +123,9 @@ def _as_asked(ask: Ask, job_id: str, settings: PlanSettings) -> NewJob:
         webhook_url=ask.webhook_url,
         batch_id=ask.batch_id,
         batch_item=ask.batch_item,
+        publish_key=ask.publish_key,
+        parent_id=ask.parent_id,
+        root_id=ask.root_id,
     )
 
 
@@ -310,6 +316,7 @@ def asked(
         owner=owner,
         job_id=job_id,
         webhook_url=request.webhook_url,
+        publish_key=request.publish_key,
     )
 
 

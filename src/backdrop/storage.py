@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
@@ -12,7 +13,14 @@ from botocore.exceptions import ClientError
 
 from backdrop import aws
 from backdrop.config import ResultUrlSettings
-from backdrop.domain import FORMATS, Job, ResultImage
+from backdrop.domain import (
+    FORMATS,
+    MAX_S3_KEY_BYTES,
+    PUBLISHED_PREFIX,
+    ImageSource,
+    Job,
+    ResultImage,
+)
 
 # Results are streamed in parts of this size: memory stays bounded whatever the image size.
 _PART_SIZE = 8 * 1024 * 1024
@@ -31,13 +39,11 @@ MANIFEST_NAME = "manifest.json"
 # one inbox image can tell this job's images from an earlier one's.
 JOB_ID_METADATA = "job-id"
 _RESULT_NAME = re.compile(r"^[0-9]+\.(?:" + "|".join(ext for ext, _ in FORMATS.values()) + r")$")
-# S3 refuses a longer key (counted in UTF-8 bytes).
-MAX_KEY_BYTES = 1024
 # The longest inbox key whose outbox folder S3 can hold: outbox/ is one byte longer than
 # inbox/, the folder adds a "/", and the manifest is the longest name in it (a result is
 # "<index>.<ext>", at most 6 bytes with count <= 10).
 LONGEST_INBOX_KEY = (
-    MAX_KEY_BYTES - (len(OUTBOX_PREFIX) - len(INBOX_PREFIX)) - len("/") - len(MANIFEST_NAME)
+    MAX_S3_KEY_BYTES - (len(OUTBOX_PREFIX) - len(INBOX_PREFIX)) - len("/") - len(MANIFEST_NAME)
 )
 
 
@@ -58,12 +64,12 @@ def outbox_misfit(key: str) -> str | None:
     if they can (or if `key` is in no mirrored folder, so nothing is mirrored)."""
     folder = outbox_folder(key)
     size = len(key.encode())
-    if folder is None or len((folder + MANIFEST_NAME).encode()) <= MAX_KEY_BYTES:
+    if folder is None or len((folder + MANIFEST_NAME).encode()) <= MAX_S3_KEY_BYTES:
         return None
-    longest = MAX_KEY_BYTES - (len(folder.encode()) - size) - len(MANIFEST_NAME)
+    longest = MAX_S3_KEY_BYTES - (len(folder.encode()) - size) - len(MANIFEST_NAME)
     return (
         f"the key is {size} bytes; the longest that fits is {longest} bytes (S3 "
-        f"takes keys of at most {MAX_KEY_BYTES} bytes, and the results' folder under "
+        f"takes keys of at most {MAX_S3_KEY_BYTES} bytes, and the results' folder under "
         f"{OUTBOX_PREFIX} would make a longer one)"
     )
 
@@ -96,6 +102,28 @@ def result_key(job: Job, index: int) -> str:
     return f"{results_prefix(job)}{index}.{extension}"
 
 
+def published_key(job: Job, result: ResultImage | None = None, given: str | None = None) -> str:
+    """Where an approved result of `job` is published (ReviewMode=required): under
+    published/, at `given` (the key a PIM expects, such as a SKU; domain.publish_key_refusal says
+    which it may be), else at the source's path as the inbox mirrors it (inbox/spring/mug.png
+    -> published/spring/mug.jpg, catalog/shoes/a.png -> published/catalog/shoes/a.jpg: the
+    result's extension: the format it was stored in), else at the job's id, the first of its
+    regenerations' (published/<job id>.jpg)."""
+    if given is not None:
+        return f"{PUBLISHED_PREFIX}{given}"
+    extension, _ = FORMATS[job.options.format]
+    if result is not None:
+        extension = next(
+            (e for e, kind in FORMATS.values() if kind == result.content_type), extension
+        )
+    folder = outbox_folder(job.source.key) if job.source.key else None
+    if folder is None:
+        return f"{PUBLISHED_PREFIX}{job.root_id or job.id}.{extension}"  # a line's first job
+    path = folder.removeprefix(OUTBOX_PREFIX).removesuffix("/")
+    stem = path.rsplit(".", 1)[0] if "." in path.rsplit("/", 1)[-1] else path
+    return f"{PUBLISHED_PREFIX}{stem}.{extension}"
+
+
 def manifest_key(job: Job) -> str:
     return f"{results_prefix(job)}{MANIFEST_NAME}"
 
@@ -111,6 +139,48 @@ def presigned_get(bucket: str, key: str, expires_in: int, version_id: str | None
 def result_url(settings: ResultUrlSettings, key: str) -> str:
     """A stored result's presigned URL, as callers get it (the API's views, webhooks)."""
     return presigned_get(settings.results_bucket, key, settings.result_url_expiry_seconds)
+
+
+@dataclass(frozen=True)
+class ViewUrls:
+    """The presigned URLs a job's view shows (contracts/views.py): its results' and its
+    photo's."""
+
+    settings: ResultUrlSettings
+
+    def result_url(self, key: str) -> str:
+        return result_url(self.settings, key)
+
+    def source_url(self, source: ImageSource) -> str | None:
+        return source_url(source, self.settings.result_url_expiry_seconds)
+
+
+def source_url(source: ImageSource, expires_in: int) -> str | None:
+    """Where a reviewer sees a job's photo: its URL as given, or a presigned URL of the
+    version of the object it was made from."""
+    if source.url is not None:
+        return source.url
+    if source.bucket is None or source.key is None:
+        return None
+    return presigned_get(source.bucket, source.key, expires_in, source.version_id)
+
+
+def publish(results_bucket: str, result: ResultImage, bucket: str, key: str, job_id: str) -> None:
+    """Copy an approved result to its published key in `bucket` (replacing what was there;
+    the versioned bucket keeps it), labelled with the job it came from."""
+    aws.client("s3").copy_object(
+        Bucket=bucket,
+        Key=key,
+        CopySource={"Bucket": results_bucket, "Key": result.key},
+        MetadataDirective="REPLACE",
+        Metadata={JOB_ID_METADATA: job_id},
+        ContentType=result.content_type,
+    )
+
+
+def unpublish(bucket: str, key: str) -> None:
+    """Remove a published object (the versioned bucket keeps it as a noncurrent version)."""
+    aws.client("s3").delete_object(Bucket=bucket, Key=key)
 
 
 def head_object(bucket: str, key: str, version_id: str | None = None) -> dict[str, Any] | None:

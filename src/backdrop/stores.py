@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol
 
-from backdrop.domain import Job, JobError, ResultImage
+from backdrop.domain import Job, JobError, ResultImage, Review
 
 
 class StoreBusy(Exception):
@@ -84,8 +84,22 @@ class WorkflowJobs(Protocol):
         """Queued to running (JobConflict otherwise, unless it is the same change again)."""
         ...
 
-    def mark_succeeded(self, job_id: str, results: list[ResultImage]) -> None:
-        """Running to succeeded (JobConflict otherwise, unless it is the same change again)."""
+    def mark_succeeded(
+        self,
+        job_id: str,
+        results: list[ResultImage],
+        review: Review | None = None,
+        source_thumbnail: str | None = None,
+    ) -> None:
+        """Running to succeeded, held for review when `review` is given, with the photo's
+        preview (JobConflict otherwise, unless it is the same change again)."""
+        ...
+
+    def record_review(
+        self, job_id: str, expected: int, review: Review, child: str | None = None
+    ) -> None:
+        """Record a review decision if the review still holds `expected` decisions
+        (DecisionChanged otherwise)."""
         ...
 
     def mark_failed(self, job_id: str, error: JobError) -> Job:

@@ -18,23 +18,20 @@ import pytest
 import respx
 from moto import mock_aws
 
-from backdrop import config
+from backdrop import config, thumbnails
 from backdrop.jobs import JobStore
 from backdrop_local import distributed_map, eventbridge, lambdas, moto_shortcuts, s3_events
 from backdrop_local.cloud import REGION, LocalCloud, provision
 from backdrop_local.pollers import batch_failures, sqs_event
 from backdrop_local.template import Template
-from tests.conftest import load_event
+from tests.conftest import image_bytes, load_event
 
 PICSART = "https://genai-api.picsart.io/v1"
 # The stack's webhook signing secret in these tests (Standard Webhooks: whsec_ + base64).
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"integration-tests-signing-key").decode()
 CDN = "https://cdn.picsart.test"
-# The smallest valid PNG: what the fake provider "generates".
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
-)
+# What the fake provider "generates": a tiny PNG Pillow reads (so it gets a preview).
+PNG = image_bytes("PNG", (2, 2))
 
 
 @dataclass
@@ -167,9 +164,14 @@ class Stack:
         return payload["statusCode"], json.loads(payload["body"])
 
     def result_keys(self, prefix: str = "") -> list[str]:
+        """The results bucket's keys under `prefix`; the previews (thumbnails/) only if the
+        prefix names them."""
         s3 = boto3.client("s3", region_name=REGION)
         answer = s3.list_objects_v2(Bucket=self.cloud.results_bucket, Prefix=prefix)
-        return [item["Key"] for item in answer.get("Contents", [])]
+        keys = [item["Key"] for item in answer.get("Contents", [])]
+        if prefix.startswith(thumbnails.PREFIX):
+            return keys
+        return [key for key in keys if not key.startswith(thumbnails.PREFIX)]
 
     def job_ids(self) -> list[str]:
         """Every job recorded, however it ended (read from the table, not the API)."""

@@ -189,10 +189,10 @@ def test_a_manifest_gives_each_row_its_own_options_and_names_lines_in_the_report
     _put(stack, "catalog/m/a.png")
     _put(stack, "catalog/m/b.png")
     text = (
-        "key,image_url,prompt,count,sku\n"
-        "catalog/m/a.png,,a beach,1,SKU-1\n"
-        ",https://images.example.com/c.png,,1,SKU-2\n"
-        "catalog/m/b.png,,,,\n"
+        "key,image_url,prompt,count,sku,publish_key\n"
+        "catalog/m/a.png,,a beach,1,SKU-1,skus/SKU-1.jpg\n"
+        ",https://images.example.com/c.png,,1,SKU-2,\n"
+        "catalog/m/b.png,,,,,\n"
     )
     batch = _run(stack, {"manifest_key": _upload_manifest(stack, text), "prompt": "marble"})
 
@@ -208,6 +208,7 @@ def test_a_manifest_gives_each_row_its_own_options_and_names_lines_in_the_report
     assert [job["options"]["prompt"] for job in jobs] == ["a beach", "marble", "marble"]
     assert [job["options"]["count"] for job in jobs] == [1, 1, 2]  # the stack's default: 2
     assert [job["metadata"].get("sku") for job in jobs] == ["SKU-1", "SKU-2", None]
+    assert [job["publish_key"] for job in jobs] == ["skus/SKU-1.jpg", None, None]
     assert jobs[1]["source"]["url"] == "https://images.example.com/c.png"
     assert submit.call_count == 3
 

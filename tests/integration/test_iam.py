@@ -19,6 +19,7 @@ from backdrop.jobs import source_job_id
 from backdrop_local.cloud import REGION
 from backdrop_local.iam import enforce, state_machines
 from backdrop_local.template import Template
+from tests.conftest import image_bytes
 from tests.integration.conftest import PNG, Stack
 
 EDIT = "https://image-api.photoroom.com/v2/edit"
@@ -26,15 +27,18 @@ BODY = {"image_url": "https://images.example.com/mug.png", "provider": "photoroo
 
 
 def _narrowed(logical_id: str, action: str) -> Template:
-    """template.yaml with one action taken out of a resource's inline policies."""
+    """template.yaml with one action taken out of a resource's inline policies (a statement
+    left with no action goes: IAM refuses one)."""
     template = Template()
     for policy in template.properties(logical_id)["Policies"]:
-        for statement in policy.get("Statement", []):
+        statements = policy.get("Statement", [])
+        for statement in statements:
             actions = statement["Action"]
             if isinstance(actions, list) and action in actions:
                 actions.remove(action)
             elif actions == action:
                 statement["Action"] = []
+        statements[:] = [s for s in statements if s["Action"]]
     return template
 
 
@@ -47,9 +51,9 @@ def _failures(stack: Stack, job_id: str) -> str:
     return "\n".join(d.get("cause", "") for d in details)
 
 
-def _photoroom(picsart: respx.MockRouter) -> None:
+def _photoroom(picsart: respx.MockRouter, image: bytes = PNG) -> None:
     picsart.get(EDIT).mock(
-        return_value=httpx.Response(200, content=PNG, headers={"content-type": "image/png"})
+        return_value=httpx.Response(200, content=image, headers={"content-type": "image/png"})
     )
 
 
@@ -57,10 +61,15 @@ def test_with_its_role_a_function_stores_its_results(
     stack: Stack, picsart: respx.MockRouter
 ) -> None:
     # The two images are uploaded from a pool of threads: they run as the function too.
-    _photoroom(picsart)
+    _photoroom(picsart, image_bytes("PNG", size=(600, 400)))
     job_id = json.loads(stack.create_generation(BODY)["body"])["id"]
     assert stack.wait_for_execution(job_id)["status"] == "SUCCEEDED"
-    assert len(stack.job(job_id)["results"]) == 2
+    results = stack.job(job_id)["results"]
+    assert len(results) == 2
+    # Each read back, and its thumbnail written beside it.
+    thumbnails = [f"thumbnails/{job_id}/{i}.webp" for i in range(2)]
+    assert [r["thumbnail_key"] for r in results] == thumbnails
+    assert stack.result_keys("thumbnails/") == thumbnails
 
 
 def test_a_call_its_role_does_not_allow_fails_naming_the_function_and_the_action(

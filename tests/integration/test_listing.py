@@ -241,6 +241,11 @@ def test_failed_job_shows_its_error_and_no_internals(stack: Stack, make_job: Mak
     assert view["request"]["image_key"] == record["source"]["key"]
     assert view["request"]["image_url"] is None
     assert view["metadata"] == record["metadata"]
+    # The photo is shown by a presigned URL, which names its bucket and version as any
+    # presigned URL does; no field does.
+    source_url = view.pop("source_url")
+    assert record["source"]["key"] in source_url
+    assert record["source"]["version_id"] in source_url
     text = json.dumps(view)
     for internal in (
         "provider_job_id",

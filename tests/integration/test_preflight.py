@@ -9,6 +9,7 @@ answers GetAccountSettings from it and the functions' reservations, as Lambda do
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -28,6 +29,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 from backdrop_local import preflight
 from backdrop_local.cli import main
+from backdrop_local.template import Template
 
 REGION = "us-east-1"
 QUOTA_KNOB = "MOTO_LAMBDA_CONCURRENCY_QUOTA"
@@ -328,7 +330,7 @@ def test_the_command_refuses_a_quota_of_10_and_exits_1(
     assert lines[0].startswith("PASS  target")
     assert any(line.startswith("FAIL  concurrency  ApiReservedConcurrency=5") for line in lines)
     assert "below its minimum value of [10]" in out
-    assert lines[-1] == "preflight: 1 of 7 checks failed (concurrency): nothing was deployed"
+    assert lines[-1] == "preflight: 1 of 8 checks failed (concurrency): nothing was deployed"
 
 
 def test_the_command_passes_a_normal_account_and_exits_0(
@@ -349,11 +351,12 @@ def test_the_command_passes_a_normal_account_and_exits_0(
     assert [line.split()[:2] for line in lines[:-1]] == [
         ["PASS", name]
         for name in (
-            "target", "stack", "parameters", "environment", "concurrency", "api-gateway", "build"
+            "target", "stack", "parameters", "environment", "indexes", "concurrency",
+            "api-gateway", "build",
         )
     ]  # fmt: skip
     assert "2 from samconfig.toml [default], 1 from --parameter-overrides" in out
-    assert lines[-1] == "preflight: all 7 checks passed"
+    assert lines[-1] == "preflight: all 8 checks passed"
 
 
 def test_the_command_without_a_build_says_to_build(
@@ -367,3 +370,59 @@ def test_the_command_without_a_build_says_to_build(
     assert code == 1
     assert "FAIL  build" in out
     assert "run `make build` first" in out
+
+
+# DynamoDB: one global secondary index created or deleted a deploy.
+
+
+def _jobs_table_without(*names: str) -> dict[str, Any]:
+    """The template's jobs table as deployed before the indexes `names` were added."""
+    table = copy.deepcopy(Template().body["Resources"]["JobsTable"])
+    indexes = table["Properties"]["GlobalSecondaryIndexes"]
+    table["Properties"]["GlobalSecondaryIndexes"] = [
+        index for index in indexes if index["IndexName"] not in names
+    ]
+    return {"Resources": {"JobsTable": table}}
+
+
+def test_an_update_may_add_one_index_to_a_table_not_two() -> None:
+    new = Template().body
+    assert preflight.index_problems(_jobs_table_without("by-review"), new) == []
+    assert preflight.index_problems(new, new) == []
+    (problem,) = preflight.index_problems(_jobs_table_without("by-review", "by-batch"), new)
+    assert problem.startswith("JobsTable: this update creates by-batch, by-review;")
+    # Changing an index's keys deletes and creates it: two.
+    changed = copy.deepcopy(new)
+    index = changed["Resources"]["JobsTable"]["Properties"]["GlobalSecondaryIndexes"][0]
+    index["Projection"] = {"ProjectionType": "KEYS_ONLY"}
+    (problem,) = preflight.index_problems(new, changed)
+    assert "creates by-created and deletes by-created" in problem
+    # A table the stack does not have yet is created with all its indexes.
+    assert preflight.index_problems({"Resources": {}}, new) == []
+
+
+@pytest.mark.parametrize(
+    ("missing", "status"), [(("by-review",), "pass"), (("by-review", "by-batch"), "fail")]
+)
+def test_the_deployed_stack_s_tables_are_compared_with_the_template(
+    samconfig: Path, build_dir: Path, missing: tuple[str, ...], status: str
+) -> None:
+    deployed = _jobs_table_without(*missing)
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName="backdrop", TemplateBody=json.dumps(deployed)
+    )
+
+    result = results(samconfig, build_dir)["indexes"]
+
+    assert result.status == status, text(result)
+    if status == "fail":
+        assert "JobsTable: this update creates by-batch, by-review" in text(result)
+        assert "deploy in steps" in text(result)
+
+
+def test_a_new_stack_creates_its_tables_with_their_indexes(
+    samconfig: Path, build_dir: Path
+) -> None:
+    result = results(samconfig, build_dir)["indexes"]
+    assert result.status == "pass"
+    assert "a new stack" in result.summary

@@ -77,9 +77,32 @@ def test_items_csv_holds_every_row_as_checked_and_reads_back() -> None:
     back = manifest.read_items_csv(data)
     assert back[0] | {} == {
         "line": "2", "key": "catalog/a.png", "image_url": "", "prompt": "sea", "count": "1",
-        "format": "", "provider": "", "seed": "", "sku": "",
+        "format": "", "provider": "", "seed": "", "sku": "", "publish_key": "",
     }  # fmt: skip
     # Read back as the Map hands a row to StartItem: the same row.
     cells = dict(back[1])
     line = cells.pop("line")
     assert (line, ManifestRow.model_validate(cells)) == ("3", rows[1][1])
+
+
+def test_a_row_s_publish_key_is_checked_and_no_two_rows_share_one() -> None:
+    rows = _read(
+        "key,publish_key\ncatalog/a.png,SKU-1.jpg\ncatalog/b.png,\ncatalog/c.png,SKU-3.jpg\n"
+    )
+    assert [row.publish_key for _, row in rows] == ["SKU-1.jpg", None, "SKU-3.jpg"]
+    assert rows[0][1].cells(2)["publish_key"] == "SKU-1.jpg"  # carried to items.csv
+
+    text = (
+        "key,publish_key\n"
+        "catalog/a.png,SKU-1.jpg\n"
+        "catalog/b.png,/SKU-2.jpg\n"
+        "catalog/c.png,SKU-1.jpg\n"
+        "catalog/d.png,shoes/../x.jpg\n"
+    )
+    with pytest.raises(Refused) as refused:
+        _read(text)
+    problems = {p.field: p.reason for p in refused.value.problems}
+    assert set(problems) == {"line 3: publish_key", "line 4: publish_key", "line 5: publish_key"}
+    assert "relative path" in problems["line 3: publish_key"]
+    assert problems["line 4: publish_key"].startswith("line 2 publishes there too")
+    assert "'..'" in problems["line 5: publish_key"]

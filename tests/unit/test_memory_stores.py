@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from backdrop import aws
+from backdrop import aws, review
 from backdrop.config import JobSettings
 from backdrop.domain import (
     GenerationOptions,
@@ -23,7 +24,7 @@ from backdrop.domain import (
     WebhookState,
 )
 from backdrop.governor import DynamoBuckets, Governor, Limit
-from backdrop.jobs import JobConflict, JobNotFound, JobStore, new_job_id
+from backdrop.jobs import DecisionChanged, JobConflict, JobNotFound, JobStore, new_job_id
 from backdrop.stores import ANY, NO_ITEM, Bucket, BucketStore
 from tests.fakes import MemoryBuckets, MemoryJobs
 
@@ -139,6 +140,33 @@ def test_a_job_succeeds_only_from_running_and_then_stays(jobs: Jobs) -> None:
         jobs.mark_failed(job_id, FIRST)
     job = jobs.get(job_id)
     assert (job.status, job.results) == (JobStatus.SUCCEEDED, [RESULT])
+
+
+def test_a_review_decision_is_recorded_only_over_the_review_it_was_made_on(jobs: Jobs) -> None:
+    at = datetime(2026, 12, 4, tzinfo=UTC)
+    held, never_held = _create(jobs), _create(jobs)
+    for job_id, mode in ((held, "required"), (never_held, "none")):
+        jobs.mark_running(job_id, None)
+        jobs.mark_succeeded(job_id, [RESULT], review.on_success(mode))
+    assert jobs.get(never_held).review is None  # ReviewMode=none: the record as before
+    job = jobs.get(held)
+    assert job.review == review.pending()
+
+    approved = review.approve(job, job.review, index=0, at=at, reviewer="ana")
+    rejected = review.reject(job, job.review, at=at, reason="no", reviewer="bo")
+    jobs.record_review(held, review.version(job.review), approved)
+    # The second reviewer read the same pending review: theirs is refused, nothing lost.
+    with pytest.raises(DecisionChanged):
+        jobs.record_review(held, review.version(job.review), rejected)
+    assert jobs.get(held).review == approved
+    again = review.reject(job, approved, at=at, reason="on second thought", reviewer="ana")
+    jobs.record_review(held, review.version(approved), again)
+    assert jobs.get(held).review == again
+
+    with pytest.raises(DecisionChanged):  # never held for review
+        jobs.record_review(never_held, 0, approved)
+    with pytest.raises(JobNotFound):
+        jobs.record_review(new_job_id(), 0, approved)
 
 
 def test_a_failure_is_recorded_once_and_a_canceled_job_stays_canceled(

@@ -71,6 +71,7 @@ OPERATIONS = {
     ("get", "/v1/generations"): ("listGenerations", "generations"),
     ("get", "/v1/generations/{job_id}"): ("getGeneration", "generations"),
     ("post", "/v1/generations/{job_id}/cancel"): ("cancelGeneration", "generations"),
+    ("post", "/v1/generations/{job_id}/review"): ("reviewGeneration", "generations"),
     ("post", "/v1/uploads"): ("createUpload", "uploads"),
     ("post", "/v1/batches"): ("createBatch", "batches"),
     ("get", "/v1/batches"): ("listBatches", "batches"),

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backdrop import storage
+from backdrop import storage, thumbnails
 from backdrop.config import WorkflowSettings
 from backdrop.domain import GenerationOptions, ImageSource, JobError, JobStatus, NewJob, ResultImage
 from backdrop.governor import Governor, Limit
@@ -110,10 +110,12 @@ class Clients:
 
 
 class Results:
-    """The results bucket, as far as Generate reaches it (storage's functions)."""
+    """The results bucket, as far as Generate and Store reach it (storage's functions, and
+    thumbnails.add: the thumbnails themselves are tests/unit/test_thumbnails.py's)."""
 
     def __init__(self) -> None:
         self.objects: dict[str, tuple[bytes, str, dict[str, str]]] = {}
+        self.thumbnails: dict[str, str] = {}  # thumbnail key -> the job id it was made for
 
     def stored_by_job(self, bucket: str, prefix: str, keys: list[str], job_id: str) -> set[str]:
         return {
@@ -145,6 +147,13 @@ class Results:
             size=len(body),
             seed=int(seed) if seed else None,
         )
+
+    def add(self, bucket: str, job_id: str, results: list[ResultImage]) -> list[ResultImage]:
+        described = [
+            r.model_copy(update={"thumbnail_key": thumbnails.key(job_id, r.index)}) for r in results
+        ]
+        self.thumbnails.update({r.thumbnail_key: job_id for r in described if r.thumbnail_key})
+        return described
 
 
 class Clock:
@@ -194,6 +203,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
     jobs, buckets, provider, results = MemoryJobs(), MemoryBuckets(), Provider(), Results()
     for name in ("stored_by_job", "upload_stream", "describe_result"):
         monkeypatch.setattr(storage, name, getattr(results, name))
+    monkeypatch.setattr(thumbnails, "add", results.add)
     governor = Governor(buckets, clock=clock)
     deps = Deps(_settings(), jobs, governor, clients=Clients(provider), sleep=sleep)
     return World(deps, jobs, buckets, clock, provider, results, slept)
@@ -599,10 +609,11 @@ def test_generate_makes_every_image_in_one_turn_and_stores_it(world: World) -> N
     assert world.provider.requests[0].url.params["imageUrl"] == PHOTO
     job = world.jobs.get(job_id)
     assert job.status is JobStatus.SUCCEEDED
-    assert [(r.key, r.seed) for r in job.results] == [
-        (f"results/{job_id}/0.png", 100),
-        (f"results/{job_id}/1.png", 101),
+    assert [(r.key, r.seed, r.thumbnail_key) for r in job.results] == [
+        (f"results/{job_id}/0.png", 100, f"thumbnails/{job_id}/0.webp"),
+        (f"results/{job_id}/1.png", 101, f"thumbnails/{job_id}/1.webp"),
     ]
+    assert world.results.thumbnails == {r.thumbnail_key: job_id for r in job.results}
     assert world.bucket("photoroom").tokens == pytest.approx(0.0)
 
 
@@ -663,6 +674,7 @@ def test_a_resumed_generate_with_every_image_stored_calls_nobody(world: World) -
     assert world.provider.requests == []
     assert world.buckets.read("photoroom") == (None, "none")  # no turn taken
     assert len(world.jobs.get(job_id).results) == 2
+    assert len(world.results.thumbnails) == 2  # thumbnails are S3's work, not the provider's
 
 
 def test_generate_of_a_job_that_succeeded_or_was_canceled_calls_nobody(world: World) -> None:
@@ -698,10 +710,13 @@ def test_store_copies_the_results_and_marks_the_job_succeeded(
 
     stored = provider_tasks.store(StoreInput(job_id=job_id, urls=["https://cdn/a.png"]), world.deps)
 
-    assert stored.results == [RESULT]
+    thumbnail = thumbnails.key(job_id, 0)
+    with_thumbnail = RESULT.model_copy(update={"thumbnail_key": thumbnail})
+    assert stored.results == [with_thumbnail]
     assert copied == [["https://cdn/a.png"]]
+    assert world.results.thumbnails == {thumbnail: job_id}
     job = world.jobs.get(job_id)
-    assert (job.status, job.results) == (JobStatus.SUCCEEDED, [RESULT])
+    assert (job.status, job.results) == (JobStatus.SUCCEEDED, [with_thumbnail])
 
 
 def test_a_retried_store_answers_the_recorded_results(

@@ -8,6 +8,7 @@ import pytest
 
 from backdrop import storage
 from backdrop.domain import (
+    MAX_S3_KEY_BYTES,
     STACK_OWNER,
     GenerationOptions,
     ImageFormat,
@@ -93,8 +94,8 @@ def test_the_longest_key_that_fits_keeps_its_folder_beside_it(fill: str) -> None
     assert storage.outbox_misfit(key) is None
     assert storage.results_prefix(job) == f"outbox/{key.removeprefix('inbox/')}/"
     # The manifest is exactly at S3's limit; every result name is shorter.
-    assert len(storage.manifest_key(job).encode()) == storage.MAX_KEY_BYTES
-    assert all(len(storage.result_key(job, i).encode()) < storage.MAX_KEY_BYTES for i in range(10))
+    assert len(storage.manifest_key(job).encode()) == MAX_S3_KEY_BYTES
+    assert all(len(storage.result_key(job, i).encode()) < MAX_S3_KEY_BYTES for i in range(10))
 
 
 @pytest.mark.parametrize("fill", ["x", "é", "杯"], ids=["ascii", "2-byte", "3-byte"])

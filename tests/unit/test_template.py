@@ -49,7 +49,13 @@ def test_sam_transform_gives_the_expected_resources(transformed: dict[str, Any])
     assert len(operations) > 1
     # Every route needs the key, except the browsers' CORS preflight (it cannot send one)
     # and the API's description (it holds no secret).
-    keyless = {("options", "/{proxy+}"), ("get", "/v1/docs"), ("get", "/v1/openapi.json")}
+    keyless = {
+        ("options", "/{proxy+}"),
+        ("get", "/v1/docs"),
+        ("get", "/v1/openapi.json"),
+        ("get", "/console"),
+        ("get", "/console/{asset}"),
+    }
     assert keyless <= set(operations)
     for route, operation in operations.items():
         expected = [] if route in keyless else [{"api_key": []}]

@@ -97,6 +97,13 @@ class BatchCounts(BaseModel):
     skipped: int = Field(description="Already done or under way by another job: not paid again.")
 
 
+class ReviewCounts(BaseModel):
+    pending: int = 0
+    approved: int = 0
+    rejected: int = 0
+    superseded: int = 0
+
+
 class BatchView(BaseModel):
     """A batch as GET /v1/batches/{id} shows it."""
 
@@ -112,6 +119,11 @@ class BatchView(BaseModel):
     eta_seconds: int | None = Field(description="While running: an estimate of time left.")
     report_url: str | None = Field(description="When done: a presigned URL to the CSV report.")
     error: JobError | None = Field(description="Why the batch itself failed; null otherwise.")
+    review: ReviewCounts | None = Field(
+        default=None,
+        description="With ReviewMode=required, in GET /v1/batches/{id}: its jobs (and their "
+        "regenerations) by review status. Null otherwise.",
+    )
 
 
 class BatchPage(BaseModel):
@@ -119,10 +131,14 @@ class BatchPage(BaseModel):
     next_cursor: str | None
 
 
-def batch_view(batch: Batch) -> BatchView:
+def batch_view(batch: Batch, *, reviews: bool = False) -> BatchView:
+    """The batch as callers see it; with `reviews` (one batch asked for, ReviewMode=required)
+    its jobs counted by review status, which reads them all."""
     api = current()
     state = progress.of(batch, api.settings)
+    counted = reviews and api.settings.review_mode == "required"
     return BatchView(
+        review=ReviewCounts.model_validate(api.jobs.review_counts(batch.id)) if counted else None,
         id=batch.id,
         status=batch.status,
         source=batch.source,
@@ -221,7 +237,7 @@ def create_batch(
     responses={200: {"description": "The batch."}, **error_responses(403, 404, 422, 429, 500)},
 )
 def get_batch(batch_id: str) -> BatchView:
-    return batch_view(_read(batch_id))
+    return batch_view(_read(batch_id), reviews=True)
 
 
 @router.get(

@@ -3,18 +3,16 @@ what it may read (its own jobs and the stack's); another key's job is 404, as an
 
 from __future__ import annotations
 
-import re
-
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from backdrop import executions
-from backdrop.api.caller import caller
+from backdrop.api.caller import readable_job
 from backdrop.api.container import current
 from backdrop.api.errors import ApiError
 from backdrop.api.schemas import ErrorBody, error_responses
 from backdrop.contracts.views import GenerationView, generation_view
-from backdrop.domain import FINISHED, JOB_ID_PATTERN, JobStatus
-from backdrop.jobs import JobConflict, JobNotFound
+from backdrop.domain import FINISHED, JobStatus
+from backdrop.jobs import JobConflict
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 
@@ -41,10 +39,7 @@ router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 )
 def cancel_generation(job_id: str) -> GenerationView:
     api = current()
-    reader = caller(router.current_event)
-    if not re.fullmatch(JOB_ID_PATTERN, job_id):
-        raise JobNotFound(job_id)
-    job = api.jobs.get_for(job_id, reader)
+    job = readable_job(router.current_event, job_id)
     try:
         if job.status in FINISHED and job.status is not JobStatus.CANCELED:
             raise JobConflict(job.status.value)
@@ -56,4 +51,4 @@ def cancel_generation(job_id: str) -> GenerationView:
             f"the generation has already finished ({status}); only a queued or running one "
             "can be canceled",
         ) from None
-    return generation_view(job, api.result_url)
+    return generation_view(job, api.urls)

@@ -8,7 +8,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
+from backdrop import storage
 from backdrop.api.idempotency import Idempotency
 from backdrop.batches.store import BatchStore
 from backdrop.config import ApiSettings
@@ -27,9 +29,23 @@ class Api:
     idempotency: Idempotency
     resolver: APIGatewayRestResolver
 
+    @property
+    def urls(self) -> storage.ViewUrls:
+        """The presigned URLs of a job's view."""
+        return storage.ViewUrls(self.settings)
+
     def result_url(self, key: str) -> str:
-        """A stored result's presigned URL, as callers get it."""
+        """A stored file's presigned URL, as callers get it."""
         return result_url(self.settings, key)
+
+    def image_origins(self) -> list[str]:
+        """The origins the images of a view come from (the buckets' presigned URLs): what
+        the console's Content-Security-Policy allows."""
+        urls = (
+            storage.presigned_get(bucket, "probe", 60)
+            for bucket in (self.settings.results_bucket, self.settings.input_bucket)
+        )
+        return sorted({f"{u.scheme}://{u.netloc}" for u in map(urlsplit, urls)})
 
 
 _serving: ContextVar[Api] = ContextVar("api")

@@ -27,7 +27,7 @@ from backdrop.api.schemas import (
 )
 from backdrop.contracts.requests import MAX_INLINE_IMAGE_BYTES, GenerationRequest
 from backdrop.contracts.views import GenerationView, generation_view
-from backdrop.domain import Job, JobError, Refused
+from backdrop.domain import Job, JobError, NewJob, Refused
 from backdrop.observability import logger
 from backdrop.plan import (
     UPLOAD_TYPES,
@@ -75,7 +75,7 @@ def create_generation(
     return Response(
         status_code=HTTPStatus.ACCEPTED.value,
         content_type=content_types.APPLICATION_JSON,
-        body=generation_view(job, api.result_url),
+        body=generation_view(job, api.urls),
         headers={"Location": f"/v1/generations/{job.id}"},
     )
 
@@ -107,6 +107,13 @@ def _start(request: GenerationRequest, owner: str) -> Job:
         new = plan(ask, api.settings)
     except PlanRefused as exc:
         raise ApiError.refused(exc) from None
+    return start(new)
+
+
+def start(new: NewJob) -> Job:
+    """Record a planned job and start its workflow; a workflow that cannot start fails the
+    job (announced) and answers 503 `start_failed`."""
+    api = current()
     try:
         return executions.start(new, settings=api.settings, jobs=api.jobs)
     except ClientError:

@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 
 from backdrop import error_codes
 from backdrop.batches.store import BatchNotFound
+from backdrop.contracts.decisions import DECISION_TAG, DECISIONS
 from backdrop.domain import Refused
 from backdrop.jobs import JobNotFound
 from backdrop.observability import logger
@@ -100,7 +101,7 @@ def register(app: APIGatewayRestResolver) -> None:
                 code = "malformed_json" if problem["type"] == "json_invalid" else "malformed_body"
                 return answer(ApiError(code, _UNREADABLE[problem["type"]]))
         details = [
-            {"field": _field(problem["loc"]), "reason": _reason(problem["msg"])}
+            {"field": _field(problem["loc"], problem["type"]), "reason": _reason(problem["msg"])}
             for problem in exc.errors()
         ]
         return answer(ApiError("invalid_request", "the request is invalid", details))
@@ -154,9 +155,18 @@ _ANSWERS: dict[type[Exception], ApiError] = {
 }
 
 
-def _field(location: tuple[Any, ...]) -> str:
-    # ("body", "guidance", "scale") -> "guidance.scale"; headers and queries by name.
-    return ".".join(str(part) for part in location[1:]) or str(location[0])
+def _field(location: tuple[Any, ...], kind: str = "") -> str:
+    # ("body", "guidance", "scale") -> "guidance.scale"; headers and queries by name. A body
+    # told apart by a tag (a review's decision) has the tag in the location: not a field.
+    if kind in _UNKNOWN_TAG:
+        return DECISION_TAG
+    parts = [str(part) for part in location[1:]]
+    if len(parts) > 1 and parts[0] in DECISIONS:
+        parts = parts[1:]
+    return ".".join(parts) or str(location[0])
+
+
+_UNKNOWN_TAG = ("union_tag_invalid", "union_tag_not_found")
 
 
 def _reason(message: str) -> str:

@@ -11,13 +11,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 
 from backdrop.api import cursor as cursors
-from backdrop.api.caller import caller
+from backdrop.api.caller import caller, readable_job
 from backdrop.api.container import current
 from backdrop.api.schemas import error_responses
 from backdrop.batches.store import BatchNotFound
 from backdrop.contracts.views import GenerationPage, GenerationView, generation_view
-from backdrop.domain import JOB_ID_PATTERN, JobStatus
-from backdrop.jobs import JobNotFound
+from backdrop.domain import JOB_ID_PATTERN, JobStatus, ReviewStatus
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 
@@ -32,18 +31,14 @@ MAX_PAGE = 100
     responses={200: {"description": "The generation."}, **error_responses(403, 404, 422, 429, 500)},
 )
 def get_generation(job_id: str) -> GenerationView:
-    api = current()
-    reader = caller(router.current_event)
-    if not re.fullmatch(JOB_ID_PATTERN, job_id):
-        raise JobNotFound(job_id)
-    return generation_view(api.jobs.get_for(job_id, reader), api.result_url)
+    return generation_view(readable_job(router.current_event, job_id), current().urls)
 
 
 @router.get(
     "/v1/generations",
     operation_id="listGenerations",
     tags=["generations"],
-    summary="Generations, newest first, a page at a time",
+    summary="Generations, newest first (the review queue oldest first), a page at a time",
     responses={
         200: {"description": "A page of generations."},
         **error_responses(403, 404, 422, 429, 500),
@@ -58,6 +53,13 @@ def list_generations(
     batch_id: Annotated[
         str | None, Query(max_length=64, description="Only the jobs this batch started.")
     ] = None,
+    review: Annotated[
+        ReviewStatus | None,
+        Query(
+            description="Only jobs in this review status, oldest first: `pending` is the "
+            "review queue (ReviewMode=required)."
+        ),
+    ] = None,
 ) -> GenerationPage:
     api = current()
     reader = caller(router.current_event)
@@ -67,9 +69,9 @@ def list_generations(
         api.batches.get_for(batch_id, reader)  # another key's batch is 404, as an unknown one
     after = cursors.position_of(cursor)
     page = api.jobs.list_page(
-        reader=reader, status=status, limit=limit, after=after, batch_id=batch_id
+        reader=reader, status=status, limit=limit, after=after, batch_id=batch_id, review=review
     )
     return GenerationPage(
-        items=[generation_view(job, api.result_url) for job in page.jobs],
+        items=[generation_view(job, api.urls) for job in page.jobs],
         next_cursor=None if page.after is None else cursors.encode(page.after),
     )

@@ -152,6 +152,7 @@ def _new_job(
         job_id=job_id,
         batch_id=batch.id,
         batch_item=index,
+        publish_key=row.publish_key,
     )
     try:
         new = plan(ask, settings)

@@ -4,7 +4,8 @@ workflow's Map reads (`items.csv`: a manifest's rows as checked, or a retry's fa
 
 A row names one image, by `key` (an object in a catalogue folder of the input bucket) or
 `image_url`, and may set its own `prompt`, `count`, `format`, `provider`, `seed` and `sku`
-over the batch's options."""
+over the batch's options, and its `publish_key` (ReviewMode=required: where its approved
+image goes; no two rows may share one)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from backdrop.contracts.requests import PublicImageUrl
+from backdrop.contracts.requests import PublicImageUrl, PublishKey
 from backdrop.domain import Problem, Refused, exactly_one, image_url_fits
 from backdrop.storage import CATALOG_PREFIX, INBOX_PREFIX
 
@@ -27,7 +28,7 @@ MAX_ROWS = 50_000
 MAX_MANIFEST_BYTES = 20 * 1024 * 1024
 MAX_PROBLEMS = 10  # rows named in one refusal
 OPTION_COLUMNS = ("prompt", "count", "format", "provider", "seed")
-COLUMNS = ("key", "image_url", *OPTION_COLUMNS, "sku")
+COLUMNS = ("key", "image_url", *OPTION_COLUMNS, "sku", "publish_key")
 # items.csv: the manifest's line first, so a report names it.
 ITEM_COLUMNS = ("line", *COLUMNS)
 MANIFEST_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
@@ -63,6 +64,7 @@ class ManifestRow(BaseModel):
     provider: Annotated[str | None, Cell] = None
     seed: Annotated[int | None, Cell] = None
     sku: Annotated[str | None, Cell] = Field(default=None, max_length=256)
+    publish_key: Annotated[PublishKey | None, Cell] = None
 
     @model_validator(mode="after")
     def _one_image(self) -> Self:
@@ -100,6 +102,7 @@ def read_manifest(
     raw = _csv_rows(text) if kind == "csv" else _jsonl_rows(text)
     rows: list[tuple[int, ManifestRow]] = []
     problems: list[Problem] = []
+    publishing: dict[str, int] = {}  # publish_key -> the line that names it first
     for line, values in raw:
         if len(rows) + len(problems) >= MAX_ROWS:
             raise _refused(f"the manifest has more than {MAX_ROWS} rows; split it")
@@ -117,6 +120,11 @@ def read_manifest(
         except Refused as exc:
             problems += [Problem(f"line {line}: {p.field}", p.reason) for p in exc.problems]
         else:
+            first = publishing.setdefault(row.publish_key, line) if row.publish_key else line
+            if first != line:
+                reason = f"line {first} publishes there too: each product needs its own"
+                problems.append(Problem(f"line {line}: publish_key", reason))
+                continue
             rows.append((line, row))
         if len({p.field.split(":")[0] for p in problems}) >= MAX_PROBLEMS:
             break

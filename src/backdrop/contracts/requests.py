@@ -38,6 +38,7 @@ from backdrop.domain import (
     ReferenceBox,
     exactly_one,
     image_url_fits,
+    publish_key_refusal,
 )
 from backdrop.providers import registry
 
@@ -101,6 +102,18 @@ UnresolvedWebhookUrl = Annotated[
 
 # A photo's URL as callers give it: https, a public host name (see _provider_fetchable).
 PublicImageUrl = Annotated[AnyHttpUrl, AfterValidator(_provider_fetchable)]
+
+
+def _publishable(value: str) -> str:
+    reason = publish_key_refusal(value)
+    if reason is not None:
+        raise ValueError(reason)
+    return value
+
+
+# Where an approved result goes under published/ (ReviewMode=required): a request's, a
+# manifest row's, a review's approval.
+PublishKey = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_publishable)]
 
 # The providers registered when the API module loads, as the schema's enum.
 ProviderShown = Annotated[str, WithJsonSchema({"type": "string", "enum": list(registry.names())})]
@@ -222,6 +235,12 @@ class GenerationRequest(BaseModel):
         default=None,
         description="An https URL on a public host, POSTed the job's outcome, signed by the "
         "Standard Webhooks spec (webhook-id, webhook-timestamp, webhook-signature).",
+    )
+    publish_key: PublishKey | None = Field(
+        default=None,
+        description="ReviewMode=required: where under published/ the approved image goes "
+        "(a SKU, shoes/sku-1.jpg); by default published/<job id>.<ext> for an API job, the "
+        "photo's path for an inbox or catalogue one.",
     )
 
     @model_validator(mode="after")

@@ -1,13 +1,12 @@
 """What callers see of a job: the response models of the read routes (and the data of a
 webhook), and the one function that turns a job record into them. Internals (the provider's job id,
 the record's expiry, bucket names and object keys of results, the job's owner) never leave
-through here."""
+through here, but inside the presigned URLs that show the results and the photo."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any, Protocol, get_args
 
 from pydantic import BaseModel, Field
 
@@ -22,6 +21,7 @@ from backdrop.domain import (
     ModelVersion,
     ReferenceBox,
     ResultImage,
+    Review,
     Trigger,
     WebhookState,
 )
@@ -59,11 +59,17 @@ class RequestView(BaseModel):
     reference_box: ReferenceBox | None = _option("(Photoroom)")
     output_size: str | None = _option("(Photoroom)")
     webhook_url: str | None = _option("Where the outcome is POSTed.")
+    publish_key: str | None = _option("Where under published/ an approved image goes.")
 
 
 class ResultView(BaseModel):
     index: int
     url: str = Field(description="Presigned GET URL of the stored image; it expires.")
+    thumbnail_url: str | None = Field(
+        default=None,
+        description="Presigned GET URL of a small WEBP preview (384 px); null for results "
+        "stored before previews.",
+    )
     size: int = Field(description="Bytes.")
     format: ImageFormat
     content_type: str
@@ -88,6 +94,28 @@ class GenerationView(BaseModel):
         description="How the delivery to webhook_url is going (pending, delivered, failed); "
         "null without a webhook_url.",
     )
+    source_url: str | None = Field(
+        default=None,
+        description="Where to see the product photo: its image_url, or a presigned GET URL of "
+        "the stored photo (it expires).",
+    )
+    source_thumbnail_url: str | None = Field(
+        default=None,
+        description="Presigned GET URL of a small WEBP preview of the stored photo (384 px); "
+        "null for a photo given by URL and for jobs stored before previews.",
+    )
+    review: Review | None = Field(
+        default=None,
+        description="With ReviewMode=required, once the generation has succeeded: pending, "
+        "approved (chosen result published at published_key), rejected or superseded (by a "
+        "regeneration), with every decision in history. Null otherwise.",
+    )
+    parent_id: str | None = Field(
+        default=None, description="The generation this one regenerates (a reviewer asked)."
+    )
+    children: list[str] = Field(
+        default_factory=list, description="Its regenerations, oldest first."
+    )
 
 
 class GenerationPage(BaseModel):
@@ -99,11 +127,16 @@ class GenerationPage(BaseModel):
     )
 
 
-# A stored result's URL for callers (presigned, expiring), from its key.
-ResultUrl = Callable[[str], str]
+class ViewUrls(Protocol):
+    """The URLs a view shows callers (presigned, expiring): of a stored file by its key, and
+    of a job's photo (storage.ViewUrls)."""
+
+    def result_url(self, key: str) -> str: ...
+
+    def source_url(self, source: ImageSource) -> str | None: ...
 
 
-def generation_view(job: Job, result_url: ResultUrl) -> GenerationView:
+def generation_view(job: Job, urls: ViewUrls) -> GenerationView:
     options = job.options
     guidance = None
     if options.guidance is not None:
@@ -124,12 +157,20 @@ def generation_view(job: Job, result_url: ResultUrl) -> GenerationView:
             image_key=_key(job.source),
             guidance=guidance,
             webhook_url=job.webhook_url,
+            publish_key=job.publish_key,
             **options.model_dump(exclude={"guidance"}),
         ),
         metadata=job.metadata,
-        results=[_result(r, job.options.format, result_url) for r in job.results],
+        results=[_result(r, job.options.format, urls) for r in job.results],
         error=job.error,
         webhook=job.webhook,
+        source_url=urls.source_url(job.source),
+        source_thumbnail_url=None
+        if job.source_thumbnail_key is None
+        else urls.result_url(job.source_thumbnail_key),
+        review=job.review,
+        parent_id=job.parent_id,
+        children=job.children,
     )
 
 
@@ -141,10 +182,12 @@ def _key(source: ImageSource) -> str | None:
 _FORMAT_OF_TYPE: dict[str, ImageFormat] = {FORMATS[f][1]: f for f in get_args(ImageFormat)}
 
 
-def _result(result: ResultImage, requested: ImageFormat, result_url: ResultUrl) -> ResultView:
+def _result(result: ResultImage, requested: ImageFormat, urls: ViewUrls) -> ResultView:
+    thumbnail = result.thumbnail_key
     return ResultView(
         index=result.index,
-        url=result_url(result.key),
+        url=urls.result_url(result.key),
+        thumbnail_url=None if thumbnail is None else urls.result_url(thumbnail),
         size=result.size,
         # What was stored, where the provider said; else what was asked for.
         format=_FORMAT_OF_TYPE.get(result.content_type, requested),

@@ -17,7 +17,6 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from backdrop import aws, storage
@@ -33,6 +32,11 @@ TYPES = {
     JobStatus.SUCCEEDED: "generation.succeeded",
     JobStatus.FAILED: "generation.failed",
     JobStatus.CANCELED: "generation.canceled",
+}
+# A reviewer's decisions (ReviewMode=required), on a job that has succeeded.
+REVIEW_TYPES = {
+    "Generation Approved": "approved",
+    "Generation Rejected": "rejected",
 }
 MAX_DELAY_SECONDS = 900  # SQS's longest DelaySeconds
 # SQS's longest visibility timeout is 12 hours counted from the receive, so asking for all
@@ -63,24 +67,30 @@ class Dispatcher:
         if job.status not in TYPES:
             logger.warning("outcome of an unfinished job ignored", extra={"job_id": job.id})
             return
+        kind, identity = TYPES[job.status], job.status.value
+        if event["detail-type"] in REVIEW_TYPES:
+            # Each decision is its own message (an approval repeated is the same one).
+            decided = REVIEW_TYPES[event["detail-type"]]
+            kind = f"generation.{decided}"
+            identity = f"{decided}_{event['detail'].get('review_version', 0)}"
         destinations = [(url, False) for url in self.settings.stack_webhooks]
         if job.webhook_url:
             destinations.append((job.webhook_url, True))
         if not destinations:
             return
-        view = generation_view(job, partial(storage.result_url, self.settings))
+        view = generation_view(job, storage.ViewUrls(self.settings))
         data = view.model_dump(mode="json")
         # Where the job's own webhook goes is the caller's business, not every subscriber's.
         data["request"].pop("webhook_url", None)
         payload = {
-            "type": TYPES[job.status],
+            "type": kind,
             "timestamp": event.get("time") or now().isoformat(),
             "data": data,
         }
         body = json.dumps(payload, separators=(",", ":"))
         deliveries = [
             Delivery(
-                message_id=message_id(job.id, job.status.value),
+                message_id=message_id(job.id, identity),
                 url=url,
                 body=body,
                 job_id=job.id,

@@ -16,13 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TypeVar
 
-from backdrop import error_codes, storage, telemetry
+from backdrop import error_codes, review, storage, telemetry, thumbnails
 from backdrop.domain import (
     MAX_IMAGE_URL_LENGTH,
     MAX_SEED,
     ImageSource,
     Job,
     JobStatus,
+    ResultImage,
 )
 from backdrop.governor import Limit, QueueDeadlinePassed
 from backdrop.jobs import JobConflict
@@ -302,8 +303,17 @@ def store(task: StoreInput, deps: Deps) -> Stored:
     if job.status is not JobStatus.RUNNING:
         raise JobConflict(f"job {job.id} is {job.status.value}: its results are not stored")
     results = copy_results_to_s3(task.urls, job=job, settings=deps.settings)
-    deps.jobs.mark_succeeded(job.id, results)
-    return Stored(results=results)
+    return Stored(results=_succeed(job, results, deps))
+
+
+def _succeed(job: Job, results: list[ResultImage], deps: Deps) -> list[ResultImage]:
+    """The job's results and photo previewed (thumbnails.py), then the job succeeded: held
+    for review where the stack's ReviewMode asks. Returns the results as recorded."""
+    bucket = deps.settings.results_bucket
+    results = thumbnails.add(bucket, job.id, results)
+    held = review.on_success(deps.settings.review_mode)
+    deps.jobs.mark_succeeded(job.id, results, held, thumbnails.of_source(bucket, job))
+    return results
 
 
 def generate(task: StepInput, deps: Deps) -> Step:
@@ -363,7 +373,7 @@ def generate(task: StepInput, deps: Deps) -> Step:
         wait = (len(missing) - len(now)) / _limit(spec).per_second
         return _queued(task.step, _seconds(wait), turn=True)
     results = [storage.describe_result(settings.results_bucket, k, i) for i, k in enumerate(keys)]
-    jobs.mark_succeeded(job.id, results)
+    _succeed(job, results, deps)
     return Step(status="done")
 
 
