@@ -132,3 +132,52 @@ def test_a_reviewer_approves_rejects_and_regenerates_in_the_console(
         announced = {(e["detail-type"], e["detail"].get("job_id")) for e in local.events()}
         assert ("Generation Approved", approved) in announced
         assert ("Generation Rejected", rejected) in announced
+
+
+def test_a_twenty_image_batch_is_approved_by_keyboard_and_published(
+    browser: Browser, tmp_path: Path
+) -> None:
+    with running_local(
+        tmp_path,
+        "--param", "ReviewMode=required",
+        "--param", "PollFirstWaitSeconds=1",
+        "--param", "PollIntervalSeconds=1",
+        "--emulate", "processing_seconds=1",
+    ) as local:  # fmt: skip
+        photo = sample()
+        for index in range(20):
+            local.upload(f"catalog/console/sku-{index:02d}.png", photo)
+        batch_id = local.api.post(
+            "/v1/batches", json={"prefix": "catalog/console/", "count": 2}
+        ).json()["id"]
+        deadline = time.monotonic() + 120
+        while (batch := local.api.get(f"/v1/batches/{batch_id}").json())["status"] == "running":
+            assert time.monotonic() < deadline, batch
+            time.sleep(0.5)
+        assert batch["review"]["pending"] == 20, batch
+
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        page.goto(f"{local.ready['api_url']}/console")
+        page.get_by_label("API key").fill(local.ready["api_key"])
+        page.get_by_label("API key").press("Enter")
+        page.get_by_label("Batch").select_option(batch_id)
+        expect(page.locator("article.product")).to_have_count(20)
+        expect(page.locator("#progress")).to_have_text("0 of 20 reviewed")
+
+        # Each `1` approves the current product's first variant; focus moves to the next.
+        for done in range(1, 21):
+            page.keyboard.press("1")
+            expect(page.locator("#progress")).to_have_text(f"{done} of 20 reviewed")
+        context.close()
+
+        listed = local.client("s3").list_objects_v2(
+            Bucket=local.ready["published_bucket"], Prefix="published/catalog/console/"
+        )
+        assert sorted(item["Key"] for item in listed["Contents"]) == [
+            f"published/catalog/console/sku-{index:02d}.jpg" for index in range(20)
+        ]
+        approved = [e for e in local.events() if e["detail-type"] == "Generation Approved"]
+        assert len({e["detail"]["job_id"] for e in approved}) == 20
+        assert local.api.get(f"/v1/batches/{batch_id}").json()["review"]["approved"] == 20

@@ -1,6 +1,7 @@
-"""Review before publish through `backdrop local` with ReviewMode=required: a 20-image
-batch ends with 20 jobs pending review; approving each publishes 20 images under
-published/ with their events; a regeneration makes a linked job that supersedes its parent."""
+"""Review before publish through `backdrop local` with ReviewMode=required, by the API: a
+batch ends with every job pending review; approving each publishes its image under
+published/ with its event; a regeneration makes a linked job that supersedes its parent.
+(tests/browser/test_console_e2e.py approves a 20-image batch through the console.)"""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tests.conftest import image_bytes
 from tests.e2e.conftest import Local, running_local
 
 PREFIX = "catalog/review/"
+IMAGES = 8
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def _queue(local: Local, batch_id: str) -> list[dict[str, Any]]:
 def test_a_reviewed_batch_publishes_what_is_approved(reviewing: Local) -> None:
     local = reviewing
     photo = image_bytes("PNG", (64, 48))
-    for index in range(20):
+    for index in range(IMAGES):
         local.upload(f"{PREFIX}sku-{index:02d}.png", photo)
     answer = local.api.post("/v1/batches", json={"prefix": PREFIX, "count": 2})
     assert answer.status_code == 202, answer.text
@@ -70,10 +72,10 @@ def test_a_reviewed_batch_publishes_what_is_approved(reviewing: Local) -> None:
 
     batch = _until(finished, "the batch")
     assert batch["status"] == "succeeded", batch
-    assert batch["review"] == {"pending": 20, "approved": 0, "rejected": 0, "superseded": 0}
+    assert batch["review"] == {"pending": IMAGES, "approved": 0, "rejected": 0, "superseded": 0}
 
     queue = _queue(local, batch_id)
-    assert len(queue) == 20
+    assert len(queue) == IMAGES
     assert [job["created_at"] for job in queue] == sorted(job["created_at"] for job in queue)
     first = queue[0]
     assert first["review"]["status"] == "pending"
@@ -84,7 +86,7 @@ def test_a_reviewed_batch_publishes_what_is_approved(reviewing: Local) -> None:
     assert httpx.get(first["source_url"]).content == photo
     assert httpx.get(first["source_thumbnail_url"]).headers["content-type"] == "image/webp"
 
-    # One regeneration, the other nineteen approved.
+    # One regeneration, the others approved.
     regenerated, approved = queue[0], queue[1:]
     answer = local.api.post(
         f"/v1/generations/{regenerated['id']}/review",
@@ -131,7 +133,9 @@ def test_a_reviewed_batch_publishes_what_is_approved(reviewing: Local) -> None:
     assert parent["children"] == [child["id"]]
     assert [job["id"] for job in _queue(local, batch_id)] == [child["id"]]
     batch = local.api.get(f"/v1/batches/{batch_id}").json()
-    assert batch["review"] == {"pending": 1, "approved": 19, "rejected": 0, "superseded": 1}
+    assert batch["review"] == {
+        "pending": 1, "approved": IMAGES - 1, "rejected": 0, "superseded": 1,
+    }  # fmt: skip
 
     # Another product's published key in the same batch is refused, naming its job; the
     # regeneration's own default is its parent's place.
