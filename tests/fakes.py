@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from backdrop.domain import Job, JobStatus, NewJob, WebhookState
-from backdrop.jobs import JobNotFound, JobTransitions
+from backdrop.jobs import Also, JobNotFound, JobTransitions
 from backdrop.stores import ANY, NO_ITEM, Bucket, Expected
 
 if TYPE_CHECKING:
@@ -63,6 +63,8 @@ class MemoryJobs(JobTransitions):
         super().__init__(ttl=timedelta(days=ttl_days))
         self._lock = threading.Lock()
         self._records: dict[str, dict[str, Any]] = {}
+        # The writes each transition carried along (a batch's counts), in order.
+        self.written_with: list[dict[str, Any]] = []
 
     def create(self, new: NewJob) -> tuple[Job, bool]:
         """As JobStore.create: a job that exists already is returned as it is."""
@@ -123,7 +125,7 @@ class MemoryJobs(JobTransitions):
             record["webhook"] = state.model_dump(mode="json")
 
     def _set_review_if(
-        self, job_id: str, expected: int, review: dict[str, Any], child: str | None
+        self, job_id: str, expected: int, review: dict[str, Any], child: str | None, also: Also
     ) -> bool:
         """As JobStore's: only a succeeded job whose review holds `expected` decisions."""
         with self._lock:
@@ -140,16 +142,22 @@ class MemoryJobs(JobTransitions):
             if child is not None:
                 record["children"] = [*record.get("children", []), child]
             record["updated_at"] = datetime.now(UTC).isoformat()
+            self.written_with += also
             return True
 
     def _set_status_if(
-        self, job_id: str, allowed_from: tuple[JobStatus, ...], values: dict[str, Any]
+        self,
+        job_id: str,
+        allowed_from: tuple[JobStatus, ...],
+        values: dict[str, Any],
+        also: Also = (),
     ) -> bool:
         with self._lock:
             record = self._records.get(job_id)
             if record is None or record.get("status") not in {s.value for s in allowed_from}:
                 return False
             record.update(copy.deepcopy(values))
+            self.written_with += also
             return True
 
 

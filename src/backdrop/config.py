@@ -50,10 +50,12 @@ class _Group(BaseModel):
 
 
 class JobSettings(_Group):
-    """The job records."""
+    """The job records, and the batch records whose counts move with them (a batch job's
+    review status: jobs.py)."""
 
     jobs_table: str = Field(min_length=1)
     job_ttl_days: int = Field(default=90, ge=1, le=3650)
+    batches_table: str = Field(min_length=1)
 
 
 class BucketSettings(_Group):
@@ -96,9 +98,7 @@ class UrlGuardSettings(_Group):
 
 
 class BatchSettings(JobSettings):
-    """The batch records (beside the jobs they start)."""
-
-    batches_table: str = Field(min_length=1)
+    """The batch records (beside the jobs they start; their table is JobSettings')."""
 
 
 class ResultUrlSettings(_Group):

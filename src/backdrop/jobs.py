@@ -9,6 +9,7 @@ import hashlib
 import json
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -97,6 +98,11 @@ class KeyTaken(Exception):
         self.job_id = job_id
 
 
+# Writes that go in the same transaction as a job's (a batch's review counts:
+# batches/store.review_moved): DynamoDB TransactWriteItems entries.
+Also = Sequence[dict[str, Any]]
+
+
 def new_job_id() -> str:
     return uuid.uuid4().hex
 
@@ -125,10 +131,15 @@ class JobTransitions(ABC):
 
     @abstractmethod
     def _set_status_if(
-        self, job_id: str, allowed_from: tuple[JobStatus, ...], values: dict[str, Any]
+        self,
+        job_id: str,
+        allowed_from: tuple[JobStatus, ...],
+        values: dict[str, Any],
+        also: Also = (),
     ) -> bool:
         """Set `values` (JSON values by field) on the job if its status is one of
-        `allowed_from`; False, writing nothing, if it is not or no job has this id."""
+        `allowed_from`, with the writes `also` in the same transaction; False, writing
+        nothing, if it is not or no job has this id."""
 
     def _queued(self, new: NewJob) -> Job:
         """The record a new job starts with."""
@@ -169,31 +180,44 @@ class JobTransitions(ABC):
         results: list[ResultImage],
         review: Review | None = None,
         source_thumbnail: str | None = None,
+        also: Also = (),
     ) -> None:
         """Running to succeeded, held for review when `review` is given (review.on_success),
-        with the photo's preview if one was made."""
+        with the photo's preview if one was made, and `also` (its batch's review count) in
+        the same transaction: a retry that finds it done writes nothing again."""
         values: dict[str, Any] = {"results": [r.model_dump(mode="json") for r in results]}
         if source_thumbnail is not None:
             values["source_thumbnail_key"] = source_thumbnail
         if review is not None:
             values |= {"review": review.model_dump(mode="json"), REVIEW_STATUS: review.status}
         self._transition(
-            job_id, allowed_from=(JobStatus.RUNNING,), to=JobStatus.SUCCEEDED, values=values
+            job_id,
+            allowed_from=(JobStatus.RUNNING,),
+            to=JobStatus.SUCCEEDED,
+            values=values,
+            also=also,
         )
 
     def record_review(
-        self, job_id: str, expected: int, review: Review, child: str | None = None
+        self,
+        job_id: str,
+        expected: int,
+        review: Review,
+        child: str | None = None,
+        also: Also = (),
     ) -> None:
         """Record a decision on a succeeded job's review (and the regeneration it started,
-        `child`), if the review still holds `expected` decisions (review.version): of two
-        reviewers deciding at once, one wins and the other gets DecisionChanged."""
-        if not self._set_review_if(job_id, expected, review.model_dump(mode="json"), child):
+        `child`; and `also`, its batch's counts, in the same transaction), if the review
+        still holds `expected` decisions (review.version): of two reviewers deciding at
+        once, one wins and the other gets DecisionChanged."""
+        dumped = review.model_dump(mode="json")
+        if not self._set_review_if(job_id, expected, dumped, child, also):
             self.get(job_id)  # raises JobNotFound for an unknown id
             raise DecisionChanged(job_id)
 
     @abstractmethod
     def _set_review_if(
-        self, job_id: str, expected: int, review: dict[str, Any], child: str | None
+        self, job_id: str, expected: int, review: dict[str, Any], child: str | None, also: Also
     ) -> bool:
         """Set the job's review (and add `child` to its children) if it is succeeded and
         its review holds `expected` decisions; False, writing nothing, otherwise."""
@@ -234,9 +258,10 @@ class JobTransitions(ABC):
         allowed_from: tuple[JobStatus, ...],
         to: JobStatus,
         values: dict[str, Any],
+        also: Also = (),
     ) -> None:
         values = {**values, "status": to.value, "updated_at": _now().isoformat()}
-        if self._set_status_if(job_id, allowed_from, values):
+        if self._set_status_if(job_id, allowed_from, values, also):
             return
         current = self.get(job_id)  # raises JobNotFound for an unknown id
         if current.status is to and _matches(current, values):
@@ -418,29 +443,6 @@ class JobStore(JobTransitions):
                 break
         return found[:count]
 
-    def review_counts(self, batch_id: str) -> dict[str, int]:
-        """A batch's jobs held for review, by review status: one read of its by-batch
-        partition, only the status of each."""
-        counts: dict[str, int] = {}
-        start: dict[str, Any] | None = None
-        while True:
-            answer = aws.client("dynamodb").query(
-                TableName=self._table_name,
-                IndexName=BY_BATCH_INDEX,
-                KeyConditionExpression="#p = :p",
-                FilterExpression="attribute_exists(#r)",
-                ProjectionExpression="#r",
-                ExpressionAttributeNames={"#p": "batch_id", "#r": REVIEW_STATUS},
-                ExpressionAttributeValues={":p": {"S": batch_id}},
-                **({"ExclusiveStartKey": start} if start else {}),
-            )
-            for item in answer["Items"]:
-                status = item[REVIEW_STATUS]["S"]
-                counts[status] = counts.get(status, 0) + 1
-            start = answer.get("LastEvaluatedKey")
-            if start is None:
-                return counts
-
     def claim_published(self, key: str, job: Job) -> bool:
         """Take the published key `key` for `job` (whose image goes there now). Refused
         (KeyTaken) where publishing would overwrite another owner's image, or another
@@ -569,7 +571,7 @@ class JobStore(JobTransitions):
         return True
 
     def _set_review_if(
-        self, job_id: str, expected: int, review: dict[str, Any], child: str | None
+        self, job_id: str, expected: int, review: dict[str, Any], child: str | None, also: Also
     ) -> bool:
         update = "SET #review = :review, #review_status = :review_status, #updated_at = :at"
         names = {"#review_status": REVIEW_STATUS}
@@ -578,52 +580,73 @@ class JobStore(JobTransitions):
             update += ", #children = list_append(if_not_exists(#children, :none), :child)"
             names["#children"] = "children"
             values |= {":none": {"L": []}, ":child": {"L": [{"S": child}]}}
-        try:
-            aws.client("dynamodb").update_item(
-                TableName=self._table_name,
-                Key={"id": {"S": job_id}},
-                UpdateExpression=update,
+        return self._update_if(
+            {
+                "TableName": self._table_name,
+                "Key": {"id": {"S": job_id}},
+                "UpdateExpression": update,
                 # A job never held for review has no history to count: it never matches.
-                ConditionExpression=(
+                "ConditionExpression": (
                     "#status = :succeeded AND attribute_exists(#review.#history)"
                     " AND size(#review.#history) = :expected"
                 ),
-                ExpressionAttributeNames={
+                "ExpressionAttributeNames": {
                     "#status": "status",
                     "#review": "review",
                     "#history": "history",
                     "#updated_at": "updated_at",
                     **names,
                 },
-                ExpressionAttributeValues={
+                "ExpressionAttributeValues": {
                     ":succeeded": {"S": JobStatus.SUCCEEDED.value},
                     ":expected": {"N": str(expected)},
                     ":review": to_attr(review),
                     ":at": {"S": _now().isoformat()},
                     **values,
                 },
-            )
-        except ClientError as exc:
-            if not is_condition_failure(exc):
-                raise
-            return False
-        return True
+            },
+            also,
+        )
 
     def _set_status_if(
-        self, job_id: str, allowed_from: tuple[JobStatus, ...], values: dict[str, Any]
+        self,
+        job_id: str,
+        allowed_from: tuple[JobStatus, ...],
+        values: dict[str, Any],
+        also: Also = (),
     ) -> bool:
         names = {f"#{field}": field for field in values}
         placeholders = {f":{field}": to_attr(value) for field, value in values.items()}
         allowed = {f":from{i}": {"S": status.value} for i, status in enumerate(allowed_from)}
+        return self._update_if(
+            {
+                "TableName": self._table_name,
+                "Key": {"id": {"S": job_id}},
+                "UpdateExpression": "SET " + ", ".join(f"#{f} = :{f}" for f in values),
+                "ConditionExpression": (
+                    f"attribute_exists(id) AND #status IN ({', '.join(allowed)})"
+                ),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": {**placeholders, **allowed},
+            },
+            also,
+        )
+
+    @staticmethod
+    def _update_if(update: dict[str, Any], also: Also) -> bool:
+        """One conditional UpdateItem, or with `also` one transaction of it and them; False
+        if the update's condition fails (then nothing is written)."""
+        dynamodb = aws.client("dynamodb")
         try:
-            aws.client("dynamodb").update_item(
-                TableName=self._table_name,
-                Key={"id": {"S": job_id}},
-                UpdateExpression="SET " + ", ".join(f"#{f} = :{f}" for f in values),
-                ConditionExpression=f"attribute_exists(id) AND #status IN ({', '.join(allowed)})",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={**placeholders, **allowed},
-            )
+            if not also:
+                dynamodb.update_item(**update)
+            else:
+                dynamodb.transact_write_items(TransactItems=[{"Update": update}, *also])
+        except dynamodb.exceptions.TransactionCanceledException as exc:
+            reasons = exc.response.get("CancellationReasons", [])
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return False
+            raise
         except ClientError as exc:
             if not is_condition_failure(exc):
                 raise

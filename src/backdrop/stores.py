@@ -4,8 +4,9 @@ memory (tests/fakes.py, for tests of the logic that run in milliseconds)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from backdrop.domain import Job, JobError, ResultImage, Review
 
@@ -90,13 +91,20 @@ class WorkflowJobs(Protocol):
         results: list[ResultImage],
         review: Review | None = None,
         source_thumbnail: str | None = None,
+        also: Sequence[dict[str, Any]] = (),
     ) -> None:
         """Running to succeeded, held for review when `review` is given, with the photo's
-        preview (JobConflict otherwise, unless it is the same change again)."""
+        preview, and `also` in the same transaction (JobConflict otherwise, unless it is the
+        same change again)."""
         ...
 
     def record_review(
-        self, job_id: str, expected: int, review: Review, child: str | None = None
+        self,
+        job_id: str,
+        expected: int,
+        review: Review,
+        child: str | None = None,
+        also: Sequence[dict[str, Any]] = (),
     ) -> None:
         """Record a review decision if the review still holds `expected` decisions
         (DecisionChanged otherwise)."""

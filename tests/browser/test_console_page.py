@@ -468,7 +468,7 @@ def test_a_batch_filters_the_queue_and_shows_its_progress(console: Console) -> N
     assert last == {"review": "pending", "limit": "50", "batch_id": "b" * 32}
     console.press("1")
     expect(console.product(0).locator(".state")).to_contain_text("Approved")
-    # Counted here, not read again: a batch's counts read all its jobs.
+    # Counted here, not read again on every decision.
     expect(console.page.locator("#progress")).to_have_text("38 of 120 reviewed")
     batch_reads = [c for c in console.api.calls if c.path == f"/v1/batches/{'b' * 32}"]
     assert len(batch_reads) == 1

@@ -115,7 +115,19 @@ def test_a_reviewed_batch_publishes_what_is_approved(reviewing: Local) -> None:
     assert keys == sorted(
         f"published/catalog/review/{Path(job['request']['image_key']).stem}.jpg" for job in approved
     )
-    announced = [event for event in local.events() if event["detail-type"] == "Generation Approved"]
+    # The events reach the log a moment after the answers (the stack polls its queue).
+    announced = _until(
+        lambda: (
+            found
+            if len(
+                found := [e for e in local.events() if e["detail-type"] == "Generation Approved"]
+            )
+            >= len(approved)
+            else None
+        ),
+        "the approvals' events",
+        timeout=30,
+    )
     assert {event["detail"]["job_id"] for event in announced} == {job["id"] for job in approved}
     assert {event["detail"]["published"]["key"] for event in announced} == set(keys)
 

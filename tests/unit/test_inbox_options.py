@@ -18,6 +18,7 @@ from backdrop.plan import Ask, Photo, PlanRefused, plan
 
 BASE = {
     "jobs_table": "jobs",
+    "batches_table": "batches",
     "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:generation",
     "input_bucket": "inputs",
     "results_bucket": "results",

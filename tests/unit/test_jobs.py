@@ -9,7 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from backdrop import aws
+from backdrop import aws, review
+from backdrop.batches.store import review_moved
 from backdrop.config import JobSettings
 from backdrop.domain import (
     STACK_OWNER,
@@ -21,9 +22,16 @@ from backdrop.domain import (
     ResultImage,
     key_owner,
 )
-from backdrop.jobs import JobConflict, JobNotFound, JobStore, new_job_id, source_job_id
+from backdrop.jobs import (
+    DecisionChanged,
+    JobConflict,
+    JobNotFound,
+    JobStore,
+    new_job_id,
+    source_job_id,
+)
 
-SETTINGS = JobSettings(jobs_table="jobs")
+SETTINGS = JobSettings(jobs_table="jobs", batches_table="batches")
 
 
 @pytest.fixture
@@ -189,3 +197,48 @@ def test_a_key_reads_its_own_jobs_and_the_stacks_only(store: JobStore) -> None:
         store.get_for(theirs, OWNER)
     with pytest.raises(JobNotFound):
         store.get_for(new_job_id(), OWNER)
+
+
+def test_a_batch_job_s_review_status_moves_its_batch_s_counts_once(store: JobStore) -> None:
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(
+        TableName="batches",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    batch_id = new_job_id()
+
+    def counts() -> dict[str, str]:
+        item = dynamodb.get_item(
+            TableName="batches", Key={"pk": {"S": batch_id}, "sk": {"S": "batch"}}
+        ).get("Item", {})
+        return {k: v["N"] for k, v in item.items() if k.startswith("review_")}
+
+    job_id = _create(store)
+    store.mark_running(job_id, None)
+    held = review.on_success("required")
+    assert held is not None
+    moved = review_moved("batches", batch_id, None, held.status)
+    result = ResultImage(index=0, key="k", content_type="image/png", size=1)
+    store.mark_succeeded(job_id, [result], held, None, moved)
+    store.mark_succeeded(job_id, [result], held, None, moved)  # a retried task
+    assert counts() == {"review_pending": "1"}
+
+    job = store.get(job_id)
+    assert job.review is not None
+    approved = review.approve(job, job.review, index=0, at=job.updated_at)
+    move = review_moved("batches", batch_id, "pending", "approved")
+    store.record_review(job_id, 0, approved, also=move)
+    with pytest.raises(DecisionChanged):  # the same decision, over the review it was made on
+        store.record_review(job_id, 0, approved, also=move)
+    assert counts() == {"review_pending": "0", "review_approved": "1"}
+    # Nothing moves outside a batch, or where the status stays.
+    assert review_moved("batches", None, "pending", "approved") == []
+    assert review_moved("batches", batch_id, "pending", "pending") == []

@@ -56,7 +56,7 @@ def jobs(request: pytest.FixtureRequest) -> Jobs:
     if request.param == "memory":
         return MemoryJobs()
     request.getfixturevalue("_tables")
-    return JobStore(JobSettings(jobs_table="jobs"))
+    return JobStore(JobSettings(jobs_table="jobs", batches_table="batches"))
 
 
 @pytest.fixture(params=STORES)

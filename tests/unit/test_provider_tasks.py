@@ -40,6 +40,7 @@ def _settings(**overrides: Any) -> WorkflowSettings:
     """The one place these tests make the workflow's settings."""
     values: dict[str, Any] = {
         "jobs_table": "jobs",
+        "batches_table": "batches",
         "governor_table": "governor",
         "input_bucket": "in",
         "results_bucket": "out",

@@ -14,6 +14,7 @@ from backdrop.runtime import Function, Wiring
 
 WORKFLOW = {
     "JOBS_TABLE": "jobs",
+    "BATCHES_TABLE": "batches",
     "GOVERNOR_TABLE": "governor",
     "INPUT_BUCKET": "in",
     "RESULTS_BUCKET": "out",
@@ -39,6 +40,7 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> tuple[Function[JobSettings], l
         return f"{container.jobs_table}:{event['n']}"
 
     monkeypatch.setenv("JOBS_TABLE", "first")
+    monkeypatch.setenv("BATCHES_TABLE", "batches")
     return Function(Wiring(JobSettings, make), run), made
 
 

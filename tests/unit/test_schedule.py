@@ -13,6 +13,7 @@ from backdrop.workflow import schedule
 SETTINGS = WorkflowSettings.model_validate(
     {
         "jobs_table": "j",
+        "batches_table": "b",
         "governor_table": "g",
         "input_bucket": "i",
         "results_bucket": "r",

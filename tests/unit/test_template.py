@@ -151,7 +151,7 @@ def test_each_function_is_given_every_setting_it_requires() -> None:
 def test_a_function_without_a_setting_it_requires_stops_naming_it() -> None:
     from backdrop.handlers import submit
 
-    environ = {"JOBS_TABLE": "jobs", "GOVERNOR_TABLE": "governor"}
+    environ = {"JOBS_TABLE": "jobs", "BATCHES_TABLE": "batches", "GOVERNOR_TABLE": "governor"}
     with pytest.raises(ValueError, match="INPUT_BUCKET: Field required"):
         submit.handler.wiring.build(environ)
 

@@ -136,6 +136,7 @@ def test_a_retry_back_early_hides_until_due_within_what_sqs_allows(
     settings = WebhookSettings.model_validate(
         {
             "jobs_table": "j",
+            "batches_table": "b",
             "results_bucket": "r",
             "webhook_secret_name": "s",
             "webhook_queue_url": "https://sqs.example/q",

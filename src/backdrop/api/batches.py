@@ -121,8 +121,8 @@ class BatchView(BaseModel):
     error: JobError | None = Field(description="Why the batch itself failed; null otherwise.")
     review: ReviewCounts | None = Field(
         default=None,
-        description="With ReviewMode=required, in GET /v1/batches/{id}: its jobs (and their "
-        "regenerations) by review status. Null otherwise.",
+        description="With ReviewMode=required: its jobs (and their regenerations) by review "
+        "status. Null otherwise.",
     )
 
 
@@ -131,14 +131,19 @@ class BatchPage(BaseModel):
     next_cursor: str | None
 
 
-def batch_view(batch: Batch, *, reviews: bool = False) -> BatchView:
-    """The batch as callers see it; with `reviews` (one batch asked for, ReviewMode=required)
-    its jobs counted by review status, which reads them all."""
+def batch_view(batch: Batch) -> BatchView:
     api = current()
     state = progress.of(batch, api.settings)
-    counted = reviews and api.settings.review_mode == "required"
+    reviewed = api.settings.review_mode == "required"
     return BatchView(
-        review=ReviewCounts.model_validate(api.jobs.review_counts(batch.id)) if counted else None,
+        review=ReviewCounts(
+            pending=batch.review_pending,
+            approved=batch.review_approved,
+            rejected=batch.review_rejected,
+            superseded=batch.review_superseded,
+        )
+        if reviewed
+        else None,
         id=batch.id,
         status=batch.status,
         source=batch.source,
@@ -237,7 +242,7 @@ def create_batch(
     responses={200: {"description": "The batch."}, **error_responses(403, 404, 422, 429, 500)},
 )
 def get_batch(batch_id: str) -> BatchView:
-    return batch_view(_read(batch_id), reviews=True)
+    return batch_view(_read(batch_id))
 
 
 @router.get(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body
@@ -21,6 +21,7 @@ from backdrop.api.create import start
 from backdrop.api.errors import ApiError
 from backdrop.api.idempotency import IdempotencyKey
 from backdrop.api.schemas import ErrorBody, error_responses, location
+from backdrop.batches.store import review_moved
 from backdrop.contracts.decisions import (
     ApproveDecision,
     RegenerateDecision,
@@ -29,7 +30,7 @@ from backdrop.contracts.decisions import (
 )
 from backdrop.contracts.options import OptionLayer
 from backdrop.contracts.views import GenerationView, generation_view
-from backdrop.domain import ImageSource, Job, NewJob, Refused, ResultImage
+from backdrop.domain import ImageSource, Job, NewJob, Refused, ResultImage, Review
 from backdrop.jobs import DecisionChanged, KeyTaken
 from backdrop.plan import Ask, Layer, Photo, PlanRefused, plan
 
@@ -151,7 +152,9 @@ def _approve(api: Api, job: Job, decision: ApproveDecision) -> Job:
         except KeyTaken as taken:
             raise Refused.field("publish_key", f"{taken}; choose another") from None
         try:
-            api.jobs.record_review(job.id, review.version(held), decided)
+            api.jobs.record_review(
+                job.id, review.version(held), decided, also=_counted(api, job, decided)
+            )
         except DecisionChanged:
             if created:  # nothing of this decision may stay behind
                 api.jobs.release_published(key, job)
@@ -171,7 +174,9 @@ def _reject(api: Api, job: Job, decision: RejectDecision) -> Job:
             job, held, at=_now(), reason=decision.reason, reviewer=decision.reviewer
         )
         _still(job, decision.review_version)
-        api.jobs.record_review(job.id, review.version(held), decided)
+        api.jobs.record_review(
+            job.id, review.version(held), decided, also=_counted(api, job, decided)
+        )
     _take_down(api, job, review.removed_key(decided))
     return _announced(api, job.model_copy(update={"review": decided}))
 
@@ -188,7 +193,9 @@ def _own_result(api: Api, job: Job, result: ResultImage) -> None:
         raise review.NotReviewable(job, "its images are no longer stored")
     try:
         replaced = review.supersede(job.review, by_job=stored_by, at=_now())
-        api.jobs.record_review(job.id, review.version(job.review), replaced)
+        api.jobs.record_review(
+            job.id, review.version(job.review), replaced, also=_counted(api, job, replaced)
+        )
     except DecisionChanged:
         pass  # decided meanwhile: the refusal below stands all the same
     raise review.NotReviewable(
@@ -203,6 +210,12 @@ def _take_down(api: Api, job: Job, key: str | None) -> None:
         return
     storage.unpublish(api.settings.published_bucket, key)
     api.jobs.release_published(key, job)
+
+
+def _counted(api: Api, job: Job, decided: Review) -> list[dict[str, Any]]:
+    """The move of `job` in its batch's review counts, for the decision's own write."""
+    before = job.review.status if job.review else None
+    return review_moved(api.settings.batches_table, job.batch_id, before, decided.status)
 
 
 def _still(job: Job, seen: int | None) -> None:

@@ -76,6 +76,12 @@ class Batch(BaseModel):
     not_started: int = 0
     ignored: int = 0
     cancel_requested: bool = False
+    # Its jobs (and their regenerations) by review status (ReviewMode=required), moved in
+    # the same transaction as each job's (review_moved).
+    review_pending: int = 0
+    review_approved: int = 0
+    review_rejected: int = 0
+    review_superseded: int = 0
     started_at: datetime
     finished_at: datetime | None = None
     report_key: str | None = None
@@ -133,6 +139,31 @@ def _item_sort(index: int) -> str:
     return f"{ITEM_SORT_PREFIX}{index:08d}"
 
 
+def review_moved(
+    table: str, batch_id: str | None, before: str | None, after: str | None
+) -> list[dict[str, Any]]:
+    """The write that moves one job of `batch_id` from review status `before` to `after`
+    in its batch's counts (none outside a batch, or where nothing moves): for the same
+    transaction as the job's own write (jobs.py's `also`), so a retry never counts twice."""
+    if batch_id is None or before == after:
+        return []
+    moves = {status: step for status, step in ((before, -1), (after, 1)) if status is not None}
+    names = {f"#c{i}": f"review_{status}" for i, status in enumerate(moves)}
+    values = {f":c{i}": {"N": str(step)} for i, step in enumerate(moves.values())}
+    return [
+        {
+            "Update": {
+                "TableName": table,
+                "Key": _key(batch_id, BATCH_SORT),
+                "UpdateExpression": "ADD "
+                + ", ".join(f"{n} {v}" for n, v in zip(names, values, strict=True)),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+    ]
+
+
 class BatchStore:
     def __init__(self, settings: BatchSettings) -> None:
         self._table = settings.batches_table
@@ -163,7 +194,8 @@ class BatchStore:
         answer = aws.client("dynamodb").get_item(
             TableName=self._table, Key=_key(batch_id, BATCH_SORT), ConsistentRead=True
         )
-        if "Item" not in answer:
+        # Only counts (review_moved on a batch whose record has expired): no batch.
+        if "Item" not in answer or "owner" not in answer["Item"]:
             raise BatchNotFound(batch_id)
         return Batch.model_validate(from_item(answer["Item"]))
 

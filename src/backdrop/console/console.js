@@ -258,8 +258,8 @@ function clearQueue() {
   ui.more.hidden = true;
 }
 
-// A batch's review counts: read with the batch (GET /v1/batches/{id} counts its jobs, which
-// reads them all), then kept up to date here as this page decides.
+// A batch's review counts: read with the batch when it is chosen, then kept up to date here
+// as this page decides (others' decisions show on the next reload).
 async function progress() {
   const batch = ui.batch.value;
   state.counts = null;

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from backdrop import outcomes, review
+from backdrop.batches.store import review_moved
 from backdrop.domain import JobStatus
 from backdrop.jobs import DecisionChanged, JobNotFound
 from backdrop.workflow.deps import OutcomeDeps
@@ -37,8 +38,13 @@ def _supersede(parent_id: str, child_id: str, deps: OutcomeDeps) -> None:
         if parent.review is None or review.superseded_by(parent.review) == child_id:
             return
         replaced = review.supersede(parent.review, by_job=child_id, at=datetime.now(UTC))
+        counted = review_moved(
+            deps.settings.batches_table, parent.batch_id, parent.review.status, replaced.status
+        )
         try:
-            deps.jobs.record_review(parent_id, review.version(parent.review), replaced)
+            deps.jobs.record_review(
+                parent_id, review.version(parent.review), replaced, also=counted
+            )
             return
         except DecisionChanged:
             continue

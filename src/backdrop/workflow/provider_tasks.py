@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from backdrop import error_codes, review, storage, telemetry, thumbnails
+from backdrop.batches.store import review_moved
 from backdrop.domain import (
     MAX_IMAGE_URL_LENGTH,
     MAX_SEED,
@@ -309,10 +310,14 @@ def store(task: StoreInput, deps: Deps) -> Stored:
 def _succeed(job: Job, results: list[ResultImage], deps: Deps) -> list[ResultImage]:
     """The job's results and photo previewed (thumbnails.py), then the job succeeded: held
     for review where the stack's ReviewMode asks. Returns the results as recorded."""
-    bucket = deps.settings.results_bucket
-    results = thumbnails.add(bucket, job.id, results)
-    held = review.on_success(deps.settings.review_mode)
-    deps.jobs.mark_succeeded(job.id, results, held, thumbnails.of_source(bucket, job))
+    settings = deps.settings
+    results = thumbnails.add(settings.results_bucket, job.id, results)
+    held = review.on_success(settings.review_mode)
+    preview = thumbnails.of_source(settings.results_bucket, job)
+    counted = review_moved(
+        settings.batches_table, job.batch_id, None, held.status if held else None
+    )
+    deps.jobs.mark_succeeded(job.id, results, held, preview, counted)
     return results
 
 
