@@ -636,22 +636,29 @@ class JobStore(JobTransitions):
     def _update_if(update: dict[str, Any], also: Also) -> bool:
         """One conditional UpdateItem, or with `also` one transaction of it and them; False
         if the update's condition fails (then nothing is written)."""
-        dynamodb = aws.client("dynamodb")
+        if also:
+            return transact_if([{"Update": update}, *also])
         try:
-            if not also:
-                dynamodb.update_item(**update)
-            else:
-                dynamodb.transact_write_items(TransactItems=[{"Update": update}, *also])
-        except dynamodb.exceptions.TransactionCanceledException as exc:
-            reasons = exc.response.get("CancellationReasons", [])
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                return False
-            raise
+            aws.client("dynamodb").update_item(**update)
         except ClientError as exc:
             if not is_condition_failure(exc):
                 raise
             return False
         return True
+
+
+def transact_if(writes: list[dict[str, Any]]) -> bool:
+    """One DynamoDB transaction whose first write holds its condition: False (nothing
+    written) if that condition failed; any other cancellation is raised."""
+    dynamodb = aws.client("dynamodb")
+    try:
+        dynamodb.transact_write_items(TransactItems=writes)
+    except dynamodb.exceptions.TransactionCanceledException as exc:
+        reasons = exc.response.get("CancellationReasons", [])
+        if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+            return False
+        raise
+    return True
 
 
 # What a transition repeated by a retried task may find changed since: a review decided in

@@ -2,9 +2,10 @@
 products loads kilobytes of thumbnails rather than megabytes of full-size images.
 
 Each lives in the results bucket at thumbnails/<job id>/<index>.webp, carrying the job id as
-its results do, and expires with them; the job's photo has one too (source.webp), so a
-reviewer compares previews with previews. A job stored before thumbnails existed has none:
-its results' thumbnail_key, and its source_thumbnail_key, are None.
+its results do, and expires with them; a job held for review has one of its photo too
+(source.webp), so a reviewer compares previews with previews. A job stored before
+thumbnails existed has none: its results' thumbnail_key, and its source_thumbnail_key,
+are None.
 """
 
 from __future__ import annotations

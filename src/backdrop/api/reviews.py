@@ -32,7 +32,7 @@ from backdrop.contracts.options import OptionLayer
 from backdrop.contracts.views import GenerationView, generation_view
 from backdrop.domain import ImageSource, Job, NewJob, Refused, ResultImage, Review
 from backdrop.jobs import DecisionChanged, KeyTaken
-from backdrop.plan import Ask, Layer, Photo, PlanRefused, plan
+from backdrop.plan import Ask, Layer, Photo, plan
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 
@@ -254,14 +254,11 @@ def _planned(api: Api, job: Job, decision: RegenerateDecision) -> NewJob:
     kept = options.model_dump(mode="json", exclude={"guidance"}, exclude_none=True)
     kept["provider"] = job.provider
     guidance = options.guidance
-    source = job.source
     ask = Ask(
         trigger="review",
-        photo=Photo(url=source.url, field="source")
-        if source.url is not None
-        else Photo(stored=source, field="source"),
+        photo=_photo(job.source, "source"),
         layers=(Layer(asked), Layer(kept, lambda name: f"the regenerated job's {name}")),
-        guidance=None if guidance is None else _photo(guidance.image),
+        guidance=None if guidance is None else _photo(guidance.image, "guidance"),
         guidance_scale=guidance.scale if guidance else 0.6,
         metadata=job.metadata,
         owner=job.owner,
@@ -271,13 +268,11 @@ def _planned(api: Api, job: Job, decision: RegenerateDecision) -> NewJob:
         parent_id=job.id,
         root_id=job.root_id or job.id,
     )
-    try:
-        return plan(ask, api.settings)
-    except PlanRefused as exc:
-        raise Refused(exc.code, exc.message, exc.problems) from None
+    return plan(ask, api.settings)  # its PlanRefused is a Refused: a 422 like any
 
 
-def _photo(source: ImageSource) -> Photo:
+def _photo(source: ImageSource, field: str) -> Photo:
+    """A photo of the reviewed job, as the plan takes it again: its URL, or its object."""
     if source.url is not None:
-        return Photo(url=source.url, field="guidance")
-    return Photo(stored=source, field="guidance")
+        return Photo(url=source.url, field=field)
+    return Photo(stored=source, field=field)

@@ -17,7 +17,15 @@ from backdrop import aws
 from backdrop.config import BatchSettings
 from backdrop.contracts.options import OptionLayer
 from backdrop.domain import JobError
-from backdrop.jobs import LIST_KEY, from_item, is_condition_failure, position, to_attr, to_item
+from backdrop.jobs import (
+    LIST_KEY,
+    from_item,
+    is_condition_failure,
+    position,
+    to_attr,
+    to_item,
+    transact_if,
+)
 
 BATCH_SORT = "batch"
 ITEM_SORT_PREFIX = "item#"
@@ -257,7 +265,7 @@ class BatchStore:
         """Record what an item became and count it, at once; False (nothing written) if it
         was recorded before (a retried task)."""
         body = to_item(item.model_dump(mode="json", exclude_none=True))
-        return self._transact(
+        return transact_if(
             [
                 {
                     "Put": {
@@ -273,7 +281,7 @@ class BatchStore:
     def settle_item(self, batch_id: str, index: int, outcome: ItemOutcome) -> bool:
         """A running item's job ended (`succeeded` or `failed`): move it, and its count,
         once; False if it was settled before."""
-        return self._transact(
+        return transact_if(
             [
                 {
                     "Update": {
@@ -357,17 +365,6 @@ class BatchStore:
                 "ExpressionAttributeValues": {f":{n}": {"N": str(v)} for n, v in changes.items()},
             }
         }
-
-    def _transact(self, writes: list[dict[str, Any]]) -> bool:
-        dynamodb = aws.client("dynamodb")
-        try:
-            dynamodb.transact_write_items(TransactItems=writes)
-        except dynamodb.exceptions.TransactionCanceledException as exc:
-            reasons = exc.response.get("CancellationReasons", [])
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                return False
-            raise
-        return True
 
     def _update(
         self,

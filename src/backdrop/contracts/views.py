@@ -101,8 +101,9 @@ class GenerationView(BaseModel):
     )
     source_thumbnail_url: str | None = Field(
         default=None,
-        description="Presigned GET URL of a small WEBP preview of the stored photo (384 px); "
-        "null for a photo given by URL and for jobs stored before previews.",
+        description="Presigned GET URL of a small WEBP preview of the stored photo (384 px), "
+        "for a job held for review (ReviewMode=required); null otherwise, for a photo given "
+        "by URL, and for jobs stored before previews.",
     )
     review: Review | None = Field(
         default=None,

@@ -313,7 +313,8 @@ def _succeed(job: Job, results: list[ResultImage], deps: Deps) -> list[ResultIma
     settings = deps.settings
     results = thumbnails.add(settings.results_bucket, job.id, results)
     held = review.on_success(settings.review_mode)
-    preview = thumbnails.of_source(settings.results_bucket, job)
+    # The photo's preview serves the review console: only a job held for review reads it.
+    preview = thumbnails.of_source(settings.results_bucket, job) if held else None
     counted = review_moved(
         settings.batches_table, job.batch_id, None, held.status if held else None
     )
