@@ -490,3 +490,27 @@ def test_a_regeneration_needs_a_version_or_an_idempotency_key(reviewed: Stack) -
     assert first[0] == again[0] == 202
     assert first[1]["id"] == again[1]["id"]  # one job, paid once
     assert reviewed.job(job_id)["children"] == [first[1]["id"]]
+
+
+def test_a_regeneration_sent_again_while_it_runs_answers_the_same_job(
+    reviewed: Stack, picsart: respx.MockRouter
+) -> None:
+    parent = _succeeded(reviewed)
+    # The regeneration stays with the provider: it has not ended when the request comes again.
+    picsart.post(f"{PICSART}/painting/replace-background").mock(return_value=submitted("inf-2"))
+    picsart.get(f"{PICSART}/painting/inf-2").respond(202, json={"status": "processing"})
+    body = {"decision": "regenerate", "prompt": "on slate", "review_version": 0}
+    status, first, _ = reviewed.call("POST", f"/v1/generations/{parent}/review", body)
+    assert status == 202
+
+    # Its answer was lost; the reviewer sends it again, with the version they had seen.
+    status, again, _ = reviewed.call("POST", f"/v1/generations/{parent}/review", body)
+
+    assert (status, again["id"]) == (202, first["id"])  # one job, paid once
+    assert reviewed.job(parent)["children"] == [first["id"]]
+    # Another regeneration while that one runs would pay again: refused.
+    other = {"decision": "regenerate", "prompt": "on oak", "review_version": 1}
+    status, answer = _review(reviewed, parent, other)
+    assert (status, answer["error"]["code"]) == (409, "not_reviewable")
+    assert first["id"] in answer["error"]["message"]
+    assert reviewed.job(parent)["children"] == [first["id"]]

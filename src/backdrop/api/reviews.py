@@ -30,8 +30,8 @@ from backdrop.contracts.decisions import (
 )
 from backdrop.contracts.options import OptionLayer
 from backdrop.contracts.views import GenerationView, generation_view
-from backdrop.domain import ImageSource, Job, NewJob, Refused, ResultImage, Review
-from backdrop.jobs import DecisionChanged, KeyTaken
+from backdrop.domain import FINISHED, ImageSource, Job, NewJob, Refused, ResultImage, Review
+from backdrop.jobs import DecisionChanged, JobNotFound, KeyTaken
 from backdrop.plan import Ask, Layer, Photo, plan
 
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
@@ -239,6 +239,13 @@ def _regenerate(api: Api, job: Job, decision: RegenerateDecision) -> Job:
     """Plan the new job as any (the same provider checks, the same refusals), record the
     decision naming it, then start it."""
     review.reviewable(job, job.review)
+    under_way = _regeneration_under_way(api, job)
+    if under_way is not None:
+        if _asks_as(decision, under_way):
+            return under_way  # the same request again (a lost answer): the job it started
+        raise review.NotReviewable(
+            job, f"job {under_way.id} is regenerating it: decide again once that has ended"
+        )
     _still(job, decision.review_version)
     new = _planned(api, job, decision)
     decided = review.regenerate(
@@ -246,6 +253,27 @@ def _regenerate(api: Api, job: Job, decision: RegenerateDecision) -> Job:
     )
     api.jobs.record_review(job.id, review.version(job.review), decided, child=new.id)
     return start(new)
+
+
+def _regeneration_under_way(api: Api, job: Job) -> Job | None:
+    """The regeneration the latest decision started, while it has not ended: a second one
+    would pay again for what is already being made. None if it never got its record (its
+    start was cut short: nothing was sent), or has failed or been canceled."""
+    last = job.review.history[-1] if job.review and job.review.history else None
+    if last is None or last.decision != "regenerate" or last.job_id is None:
+        return None
+    try:
+        child = api.jobs.get(last.job_id)
+    except JobNotFound:
+        return None
+    return None if child.status in FINISHED else child
+
+
+def _asks_as(decision: RegenerateDecision, child: Job) -> bool:
+    """Whether `decision` asks for what `child` was made with (a request sent again)."""
+    asked = decision.model_dump(include=set(OptionLayer.model_fields), exclude_none=True)
+    made = child.options.model_dump(mode="json") | {"provider": child.provider}
+    return all(made.get(name) == value for name, value in asked.items())
 
 
 def _planned(api: Api, job: Job, decision: RegenerateDecision) -> NewJob:
