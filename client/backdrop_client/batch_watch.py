@@ -116,3 +116,52 @@ def _between(start: Any, end: Any) -> str | None:
     except (TypeError, ValueError):
         return None
     return _duration(seconds)
+
+
+def quote_lines(quote: dict[str, Any]) -> list[str]:
+    """A batch's quote (`batch start --dry-run`), as lines to print."""
+    lines = [
+        "dry run: nothing was started",
+        f"  items      {quote['items']}"
+        + (
+            f" (and {quote['ignored']} folder markers or empty objects)" if quote["ignored"] else ""
+        ),
+        f"  skipped    {quote['skipped']} (already done or under way: not paid again)",
+        f"  refused    {quote['refused']}",
+    ]
+    for problem in quote["problems"]:
+        where = problem.get("key") or problem.get("image_url") or ""
+        line = f" (line {problem['line']})" if problem.get("line") else ""
+        lines.append(
+            f"    item {problem['item']}{line} {where}: {problem['code']}: {problem['reason']}"
+        )
+    lines.append(f"  would run  {quote['jobs']} jobs, {quote['images']} images")
+    for provider in quote["providers"]:
+        cost = provider["cost"]
+        lines.append(
+            f"  {provider['provider']:<10} {provider['jobs']} jobs, {provider['images']} images, "
+            f"{cost['units']:g} {cost['unit']}, ${cost['estimated_usd']:.2f}, about "
+            f"{_duration(provider['estimated_seconds'])}"
+            + (
+                f" ({_duration(provider['queued_ahead_seconds'])} of other work queued ahead)"
+                if provider["queued_ahead_seconds"] >= 1
+                else ""
+            )
+            + (" - its account is out of credits now" if provider["out_of_credits"] else "")
+        )
+    lines.append(
+        f"  estimated  ${quote['estimated_cost_usd']:.2f}, about "
+        f"{_duration(quote['estimated_seconds'])}"
+    )
+    budget = quote.get("budget")
+    if budget:
+        limits = [
+            f"{name} {budget[name]:g}"
+            for name in ("max_images", "max_cost_usd")
+            if budget.get(name) is not None
+        ]
+        lines.append(
+            f"  budget     {', '.join(limits)}: {budget['within']} items start, "
+            f"{budget['past']} would end not started"
+        )
+    return lines

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from backdrop_client import client as api
-from backdrop_client.batch_watch import batch_problems, batch_summary, count_text, watch_batch
+from backdrop_client.batch_watch import (
+    batch_problems,
+    batch_summary,
+    count_text,
+    quote_lines,
+    watch_batch,
+)
 from backdrop_client.status_line import StatusLine
 
 DESCRIPTION = """backdrop's client, for any stack's API (deployed, or `backdrop local`):
@@ -136,6 +142,13 @@ def _batch_parser(commands: Any) -> None:
         "24 h) rather than start another; with --manifest the file is uploaded anew, which "
         "the API takes for another request",
     )
+    _budget_arguments(start)
+    start.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what the batch would do (items, skips, refusals, images, estimated cost "
+        "and duration) and start nothing",
+    )
     start.add_argument(
         "--watch", action="store_true", help="then follow it to its end, as `batch watch` does"
     )
@@ -172,6 +185,7 @@ def _batch_parser(commands: Any) -> None:
         description="Print the new batch's id; with --watch, follow it to its end.",
     )
     retry.add_argument("batch_id", metavar="ID", help="the finished batch's id")
+    _budget_arguments(retry, "instead of the batch's own")
     retry.add_argument(
         "--watch", action="store_true", help="then follow it to its end, as `batch watch` does"
     )
@@ -179,12 +193,39 @@ def _batch_parser(commands: Any) -> None:
     _client_arguments(retry)
     retry.set_defaults(run=_client_command(_batch_retry))
 
+    usage = commands.add_parser(
+        "usage",
+        help="your jobs, images and their cost, by day and provider",
+        description="GET /v1/usage: this API key's jobs (and its batches'), the images they "
+        "made and their estimated cost, one line a day and provider (UTC days).",
+    )
+    usage.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="the first day")
+    usage.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="the last day (today)")
+    _client_arguments(usage)
+    usage.set_defaults(run=_client_command(_usage))
+
     listing = batches.add_parser("list", help="list your batches, newest first")
     listing.add_argument(
         "--limit", type=_positive, default=20, help="batches to show (%(default)s)"
     )
     _client_arguments(listing)
     listing.set_defaults(run=_client_command(_batch_list))
+
+
+def _budget_arguments(parser: argparse.ArgumentParser, how: str = "") -> None:
+    budget = parser.add_argument_group(
+        "budget",
+        "items past it end not started (budget_reached); " + (how or "jobs started finish"),
+    )
+    budget.add_argument("--max-images", type=_positive, metavar="N", help="images in all")
+    budget.add_argument(
+        "--max-cost-usd", type=_dollars, metavar="USD", help="estimated dollars in all"
+    )
+
+
+def _budget(args: argparse.Namespace) -> dict[str, Any]:
+    given = {"max_images": args.max_images, "max_cost_usd": args.max_cost_usd}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _watch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -228,6 +269,7 @@ def _number(parse: Callable[[str], float], least: float, what: str) -> Callable[
 _positive = _number(int, 1, "a positive whole number")
 _whole = _number(int, 0, "a whole number")
 _seconds = _number(float, 0, "a number of seconds")
+_dollars = _number(float, 0.000001, "a positive number of dollars")
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -382,6 +424,11 @@ def _batch_start(client: api.Client, args: argparse.Namespace) -> int:
     }
     if args.metadata:
         options["metadata"] = dict(args.metadata)
+    options |= _budget(args)
+    if args.dry_run:
+        for line in quote_lines(client.quote_batch(source, options)):
+            print(line)
+        return 0
     batch = client.start_batch(source, options, idempotency_key=args.idempotency_key)
     # Printed at once: a script reads the id while the watch goes on.
     print(batch["id"], flush=True)
@@ -402,7 +449,7 @@ def _batch_cancel(client: api.Client, args: argparse.Namespace) -> int:
 
 
 def _batch_retry(client: api.Client, args: argparse.Namespace) -> int:
-    batch = client.retry_batch(args.batch_id)
+    batch = client.retry_batch(args.batch_id, _budget(args) or None)
     print(batch["id"], flush=True)
     return _follow(client, batch["id"], args) if args.watch else 0
 
@@ -429,6 +476,31 @@ def _batch_list(client: api.Client, args: argparse.Namespace) -> int:
             )
         )
     _print_table(header, rows)
+    return 0
+
+
+def _usage(client: api.Client, args: argparse.Namespace) -> int:
+    report = client.usage(start=args.start, end=args.end)
+    header = ("day", "provider", "jobs", "succeeded", "images", "units", "estimated $")
+    rows = [
+        (
+            str(day["date"]),
+            str(day["provider"]),
+            str(day["jobs"]),
+            str(day["succeeded"]),
+            str(day["images"]),
+            f"{day['units']:g} {day['unit']}".strip(),
+            f"{day['estimated_usd']:.2f}",
+        )
+        for day in report["days"]
+    ]
+    totals = report["totals"]
+    print(f"{report['from']} to {report['to']}")
+    _print_table(header, rows)
+    print(
+        f"total: {totals['jobs']} jobs, {totals['succeeded']} succeeded, {totals['images']} "
+        f"images, ${totals['estimated_usd']:.2f} estimated"
+    )
     return 0
 
 

@@ -266,9 +266,25 @@ class Client:
         # Safe to retry: asking a canceling batch again changes nothing.
         return _json(self._call("POST", f"/v1/batches/{batch_id}/cancel", retry=True))
 
-    def retry_batch(self, batch_id: str) -> dict[str, Any]:
-        # Never repeated: each call starts a new batch, and the route takes no Idempotency-Key.
-        return _json(self._call("POST", f"/v1/batches/{batch_id}/retry"))
+    def retry_batch(self, batch_id: str, budget: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A new batch over the failed items; `budget` (max_images, max_cost_usd) instead of
+        the batch's own. Never repeated: each call starts a new batch."""
+        body = dict(budget) if budget else None
+        return _json(self._call("POST", f"/v1/batches/{batch_id}/retry", json=body))
+
+    def quote_batch(self, source: str | Manifest, options: Mapping[str, Any]) -> dict[str, Any]:
+        """What a batch would do (`dry_run`): nothing is started, so it is safe to repeat."""
+        body = {**options, "dry_run": True}
+        if isinstance(source, str):
+            body["prefix"] = source
+        else:
+            body["manifest_key"] = self.upload(source)
+        return _json(self._call("POST", "/v1/batches", json=body, retry=True))
+
+    def usage(self, *, start: str | None = None, end: str | None = None) -> dict[str, Any]:
+        """GET /v1/usage: this key's jobs, images and cost by day and provider."""
+        params = {name: value for name, value in (("from", start), ("to", end)) if value}
+        return _json(self._call("GET", "/v1/usage", params=params, retry=True))
 
     # What the commands do with them.
 

@@ -135,16 +135,22 @@ def wait(ready: dict[str, Any], burst: Burst, *, timeout: float) -> None:
 
 def job_count(ready: dict[str, Any], burst: Burst) -> int:
     """Jobs recorded for the burst's images, read from the jobs table."""
+    return len(_job_ids(ready, burst))
+
+
+def _job_ids(ready: dict[str, Any], burst: Burst) -> set[str]:
+    """The ids of the jobs of the burst's images (the table also holds counters and claims,
+    which have no source)."""
     pages = (
         aws_client(ready, "dynamodb").get_paginator("scan").paginate(TableName=ready["jobs_table"])
     )
     prefix = f"inbox/{burst.folder}/"
-    return sum(
-        1
+    return {
+        item["id"]["S"]
         for page in pages
         for item in page["Items"]
-        if item["source"]["M"].get("key", {}).get("S", "").startswith(prefix)
-    )
+        if item.get("source", {}).get("M", {}).get("key", {}).get("S", "").startswith(prefix)
+    }
 
 
 def emulator_stats(ready: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -179,14 +185,7 @@ def figures(ready: dict[str, Any], burst: Burst, seconds: float) -> Figures:
 def transitions(ready: dict[str, Any], burst: Burst) -> list[int]:
     """States entered by each of the burst's executions (what Standard workflows bill)."""
     sfn = aws_client(ready, "stepfunctions")
-    prefix = f"inbox/{burst.folder}/"
-    ids = set()
-    for page in (
-        aws_client(ready, "dynamodb").get_paginator("scan").paginate(TableName=ready["jobs_table"])
-    ):
-        for item in page["Items"]:
-            if item["source"]["M"].get("key", {}).get("S", "").startswith(prefix):
-                ids.add(item["id"]["S"])
+    ids = _job_ids(ready, burst)
     arn = ready["state_machine_arn"].replace(":stateMachine:", ":execution:")
     counts = []
     for job_id in sorted(ids):

@@ -1,5 +1,6 @@
 """The `backdrop` command: `local` (the stack on one machine), `demo`, `emulator`,
-`preflight` (what would fail a deploy, checked before it), and a client of any stack's API:
+`preflight` (what would fail a deploy, checked before it), `provider` (pauses of the
+providers: status, resume), and a client of any stack's API:
 `generate` (backgrounds for photos), `jobs` (a table of jobs) and `batch` (start one over a
 folder or a manifest, watch it, cancel, retry, list). The client commands are
 backdrop_client.cli's, which installs on its own (client/)."""
@@ -17,6 +18,7 @@ from typing import Any
 
 from backdrop_client import cli as client_cli
 from backdrop_client.client import DEFAULT_READY_FILE
+from backdrop_local import provider_cli
 
 # Only what the client commands need is imported here: the local stack's own modules
 # (the emulator, moto, the service's code) are imported by the commands that run them.
@@ -169,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     client_cli.add_commands(commands)
 
     _preflight_parser(commands)
+    provider_cli.add_commands(commands)
 
     openapi = commands.add_parser("openapi", help="print the API's OpenAPI document")
     openapi.set_defaults(run=_print_openapi)

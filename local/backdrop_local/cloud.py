@@ -122,7 +122,11 @@ class _Build:
         return self._expanded
 
     def resolve(self, value: Any) -> Any:
-        return Resolver(self.refs, self.attrs)(value)
+        return self.resolver(value)
+
+    @property
+    def resolver(self) -> Resolver:
+        return Resolver(self.refs, self.attrs, self.template.body.get("Conditions", {}))
 
     def created(self, logical_id: str, ref: str, arn: str) -> None:
         """Record what `!Ref logical_id` and `!GetAtt logical_id.Arn` now resolve to."""
@@ -172,6 +176,9 @@ def provision(
     enforce.forget()
     for logical_id in template.creation_order():
         creator = CREATORS.get(template.type_of(logical_id))
+        condition = template.resources[logical_id].get("Condition")
+        if condition is not None and not build.resolver.holds(condition):
+            continue  # as CloudFormation: a resource whose condition is false is not made
         if creator is not None:
             creator(build, logical_id, template.properties(logical_id))
     _attach_policies(build)  # once every resource they name exists

@@ -202,6 +202,7 @@ class LocalStack:
             # The review console: the page the stack serves (its key, pasted, stays in the tab).
             "console_url": f"{front.url}/console" if front else None,
             "jobs_table": cloud.jobs_table,
+            "governor_table": cloud.environment.get("GOVERNOR_TABLE"),
             "state_machine_arn": cloud.state_machine_arn,
             "event_bus": cloud.event_bus,
             "inbox_queue_url": cloud.inbox_queue_url,

@@ -176,11 +176,18 @@ def references(value: Any) -> set[str]:
 
 
 class Resolver:
-    """Evaluates the intrinsic functions the template uses, against local values."""
+    """Evaluates the intrinsic functions the template uses, against local values, and its
+    Conditions (Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition) for Fn::If."""
 
-    def __init__(self, refs: dict[str, str], attributes: dict[tuple[str, str], str]) -> None:
+    def __init__(
+        self,
+        refs: dict[str, str],
+        attributes: dict[tuple[str, str], str],
+        conditions: dict[str, Any] | None = None,
+    ) -> None:
         self.refs = refs
         self.attributes = attributes
+        self.conditions = conditions or {}
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, dict) and len(value) == 1:
@@ -191,11 +198,35 @@ class Resolver:
                 return self._attribute(arg[0], arg[1])
             if name == "Fn::Sub":
                 return re.sub(r"\$\{([^}]+)\}", lambda m: self._sub(m.group(1)), arg)
+            if name == "Fn::If":
+                condition, if_true, if_false = arg
+                return self(if_true if self.holds(condition) else if_false)
         if isinstance(value, dict):
             return {key: self(item) for key, item in value.items()}
         if isinstance(value, list):
             return [self(item) for item in value]
         return value
+
+    def holds(self, condition: str) -> bool:
+        """Whether one of the template's Conditions is true."""
+        if condition not in self.conditions:
+            raise LocalStackUnsupported(f"condition {condition}: not in the template")
+        return self._truth(self.conditions[condition])
+
+    def _truth(self, value: Any) -> bool:
+        ((name, arg),) = value.items()
+        if name == "Fn::Equals":
+            left, right = (str(self(item)) for item in arg)
+            return left == right
+        if name == "Fn::Not":
+            return not self._truth(arg[0])
+        if name == "Fn::And":
+            return all(self._truth(item) for item in arg)
+        if name == "Fn::Or":
+            return any(self._truth(item) for item in arg)
+        if name == "Condition":
+            return self.holds(arg)
+        raise LocalStackUnsupported(f"condition function {name}: not supported locally")
 
     def _sub(self, name: str) -> str:
         if "." in name:

@@ -81,8 +81,16 @@ class PlanSettings(OutcomeSettings):
     default_count: int = Field(default=2, ge=1, le=10)
 
 
-class StartSettings(PlanSettings):
-    """Starting (and stopping) jobs' workflow (executions.py)."""
+class AllowanceSettings(_Group):
+    """Daily image allowances (allowances.py): per API key, and for the stack's own work
+    (inbox, events); 0 is no limit."""
+
+    images_per_key_per_day: int = Field(default=0, ge=0)
+    stack_images_per_day: int = Field(default=0, ge=0)
+
+
+class StartSettings(PlanSettings, AllowanceSettings):
+    """Starting (and stopping) jobs' workflow (executions.py), charged to their allowance."""
 
     state_machine_arn: str = Field(min_length=1)
 
@@ -131,7 +139,15 @@ class BatchStartSettings(StartSettings, BatchSettings):
     batch_max_concurrency: int = Field(default=100, ge=1, le=10000)
 
 
-class ApiSettings(BatchStartSettings, ResultUrlSettings, UrlGuardSettings):
+class GovernorSettings(_Group):
+    """The providers' rate governor (governor.py), and how often the balance of an account
+    out of credits is checked (balance_check.py): work waiting for credits looks as often."""
+
+    governor_table: str = Field(min_length=1)
+    balance_check_minutes: int = Field(default=5, ge=1, le=60)
+
+
+class ApiSettings(BatchStartSettings, ResultUrlSettings, UrlGuardSettings, GovernorSettings):
     """The API function: generations, uploads and batches."""
 
     # Idempotency-Key records, CORS, and POST /v1/uploads forms.
@@ -147,7 +163,14 @@ class ApiSettings(BatchStartSettings, ResultUrlSettings, UrlGuardSettings):
         return [origin.strip() for origin in self.cors_allow_origins.split(",") if origin.strip()]
 
 
-class WorkflowSettings(OutcomeSettings):
+class BalanceCheckSettings(GovernorSettings):
+    """The scheduled balance check: below this many credits a provider's balance is also
+    checked while it is not paused, for the low-balance alarm (0: only while paused)."""
+
+    provider_low_balance_threshold: int = Field(default=0, ge=0)
+
+
+class WorkflowSettings(OutcomeSettings, GovernorSettings):
     """The generation workflow's tasks (Submit, Poll, Generate, Store, MarkFailed, Publish)."""
 
     # Timeout of one provider HTTP call; the workflow's task timeout must be larger.
@@ -156,8 +179,7 @@ class WorkflowSettings(OutcomeSettings):
     poll_first_wait_seconds: int = Field(default=8, ge=0, le=300)
     poll_interval_seconds: int = Field(default=3, ge=0, le=60)
     poll_max_attempts: int = Field(default=60, ge=1, le=1000)
-    # The providers' rate governor (governor.py), and how long new work may wait its turn.
-    governor_table: str = Field(min_length=1)
+    # How long new work may wait its turn at the rate governor.
     queue_deadline_seconds: int = Field(default=6 * 3600, ge=60, le=86400)
     # Fetch guards (fetch_guard.py): the most bytes one downloaded result may have, and
     # whether loopback may be fetched. Only the local stack allows loopback, for its
@@ -166,7 +188,7 @@ class WorkflowSettings(OutcomeSettings):
     allow_loopback_fetch: bool = False
 
 
-class BatchTaskSettings(PlanSettings, BatchSettings, UrlGuardSettings):
+class BatchTaskSettings(PlanSettings, BatchSettings, UrlGuardSettings, AllowanceSettings):
     """The batch workflow's tasks (StartItem, Finish)."""
 
 

@@ -184,6 +184,24 @@ class JobError(BaseModel):
     message: str
 
 
+class Cost(BaseModel):
+    """What a job's images cost: in the provider's own unit (Picsart credits, Photoroom
+    images), and in dollars at the stack's configured price of that unit (an estimate: the
+    provider's invoice is the truth)."""
+
+    units: float = Field(ge=0)
+    unit: str
+    estimated_usd: float = Field(ge=0)
+
+    def __add__(self, other: Cost) -> Cost:
+        unit = self.unit if self.unit == other.unit else "mixed"
+        return Cost(
+            units=self.units + other.units,
+            unit=unit,
+            estimated_usd=round(self.estimated_usd + other.estimated_usd, 6),
+        )
+
+
 class WebhookState(BaseModel):
     """How the job's own webhook is going (the stack's subscribers are not shown on jobs)."""
 
@@ -303,6 +321,7 @@ class Job(BaseModel):
     # it: found set on a job with no provider id, the submit may have been paid for.
     submitting_since: datetime | None = None
     results: list[ResultImage] = Field(default_factory=list)
+    cost: Cost | None = None  # what its images cost, once they are made
     source_thumbnail_key: str | None = None  # a preview of the photo (thumbnails.py)
     error: JobError | None = None
     metadata: Metadata = Field(default_factory=dict)

@@ -211,6 +211,22 @@ CATALOGUE: tuple[ErrorCode, ...] = (
         status=422,
     ),
     ErrorCode(
+        "image_quota_exceeded",
+        (REFUSAL,),
+        "the day's image allowance is used: an API key's (`ImagesPerKeyPerDay`, answered 429 "
+        "with the limit, the count used and when it resets) or the stack's for inbox and "
+        "events (`StackImagesPerDay`, a failed job); a batch's items over it end not started",
+        status=429,
+        may_retry=True,
+    ),
+    ErrorCode(
+        "budget_reached",
+        (REFUSAL,),
+        "the batch's budget (`max_images`, `max_cost_usd`) was reached before this item "
+        "started: it ends not started; a retry of the batch with a higher budget runs it",
+        may_retry=True,
+    ),
+    ErrorCode(
         "image_too_large",
         (REFUSAL,),
         "over the provider's size limit, or so many pixels that decoding it would be a "
@@ -241,7 +257,8 @@ CATALOGUE: tuple[ErrorCode, ...] = (
         "queue_timeout",
         (JOB,),
         "the job's turn at the provider's rate limit would have come after "
-        "`QueueDeadlineSeconds`: never sent, never paid",
+        "`QueueDeadlineSeconds`, or its account stayed out of credits that long: never sent, "
+        "never paid",
         retry=Retry.NO,
         may_retry=True,
         error_types=("QueueTimeout",),
@@ -291,7 +308,9 @@ CATALOGUE: tuple[ErrorCode, ...] = (
     ErrorCode(
         "provider_quota",
         (JOB,),
-        "the provider answered 402: the provider account is out of credits",
+        "the provider answered 402 where no wait is possible (a poll): the account is out of "
+        "credits. A 402 to new work is a wait, never this error (the `ProviderOutOfCredits` "
+        "alarm)",
         retry=Retry.NO,
         error_types=("ProviderQuotaExceeded",),
     ),

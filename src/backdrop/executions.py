@@ -5,22 +5,26 @@ Work refused before it starts is recorded and announced as a failed job."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from backdrop import aws, outcomes, telemetry
-from backdrop.config import OutcomeSettings, StartSettings
+from backdrop import allowances, aws, outcomes, telemetry
+from backdrop.config import AllowanceSettings, OutcomeSettings, StartSettings
 from backdrop.domain import Job, JobError, JobStatus, NewJob
-from backdrop.jobs import JobStore
+from backdrop.jobs import AllowanceRefused, JobStore
 from backdrop.observability import logger
 from backdrop.providers import registry
 from backdrop.providers.base import Mode
 
 
 def start(new: NewJob, *, settings: StartSettings, jobs: JobStore) -> Job:
-    job, created = jobs.create(new)
+    """Record the job, counted against its daily allowance (allowances.Exhausted, with
+    nothing recorded, if it has no room), and start its workflow."""
+    per_key = settings.images_per_key_per_day
+    job, created = create(new, settings=settings, jobs=jobs, per_key=per_key)
     if not created and job.status is not JobStatus.QUEUED:
         logger.info("job already started", extra={"job_id": job.id, "status": job.status.value})
         return job
@@ -32,6 +36,46 @@ def start(new: NewJob, *, settings: StartSettings, jobs: JobStore) -> Job:
         return job
     telemetry.emit("JobsStarted", 1, provider=job.provider)
     return job
+
+
+def start_or_refuse(new: NewJob, *, settings: StartSettings, jobs: JobStore) -> Job:
+    """`start`, for work no caller waits on (inbox, events): a job its allowance has no room
+    for is recorded and announced as failed, `image_quota_exceeded`."""
+    try:
+        return start(new, settings=settings, jobs=jobs)
+    except allowances.Exhausted as exc:
+        logger.info("daily allowance used up", extra={"job_id": new.id})
+        return refuse(new, exc.error, settings=settings, jobs=jobs)
+
+
+def create(
+    new: NewJob,
+    *,
+    settings: AllowanceSettings,
+    jobs: JobStore,
+    per_key: int,
+    charged_to: str | None = None,
+    also: Sequence[dict[str, Any]] = (),
+) -> tuple[Job, bool]:
+    """Record a new job, charged to the daily allowance of `charged_to` (its owner unless
+    given: `per_key` images a day for an API key, StackImagesPerDay for the stack) and to
+    `also` (a batch's budget), all in one transaction. allowances.Exhausted if the allowance
+    has no room (nothing is recorded); jobs.AllowanceRefused if one of `also` has none."""
+    now = datetime.now(UTC)
+    allowance = allowances.of(
+        charged_to or new.owner, per_key=per_key, per_stack=settings.stack_images_per_day
+    )
+    images = new.options.count
+    charges = [*also]
+    if allowance is not None:
+        charges.append(allowances.charge(jobs.table_name, allowance, images, now))
+    try:
+        return jobs.create(new, charges)
+    except AllowanceRefused as exc:
+        if allowance is None or exc.index < len(also):
+            raise
+        used = allowances.used(jobs.table_name, allowance, now)
+        raise allowances.exhausted(allowance, used, images, now) from None
 
 
 def start_once(machine_arn: str, name: str, workflow_input: Mapping[str, Any]) -> bool:

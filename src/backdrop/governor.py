@@ -14,9 +14,11 @@ Two kinds of callers, in this order of priority:
   than all of them together; at its turn it takes tokens only while the bucket has them.
 
 The provider's own signals win: a 429 pauses the whole bucket until its reset time, and a
-remaining-requests figure below the bucket's count lowers it. A missing or unreadable item
-is recreated; DynamoDB throttling the table, or too many writers at once, is a short wait,
-never a failed job.
+remaining-requests figure below the bucket's count lowers it. An account out of credits (a
+402, or a balance of 0) stops new work until credits come back (the balance check, or an
+operator, resumes it); polls of accepted jobs go on, as they cost no credits. A missing or
+unreadable item is recreated; DynamoDB throttling the table, or too many writers at once, is
+a short wait, never a failed job.
 
 The rules (Governor) see the buckets through stores.BucketStore: DynamoBuckets here,
 tests/fakes.py's MemoryBuckets in tests.
@@ -37,6 +39,7 @@ from botocore.exceptions import ClientError
 
 from backdrop import aws
 from backdrop.observability import logger
+from backdrop.providers.base import Mode, ProviderSpec
 from backdrop.stores import ANY, NO_ITEM, Bucket, BucketStore, Expected, StoreBusy
 
 # A job's polls, learned per provider: the share of the limit new work leaves them. Polls
@@ -51,6 +54,7 @@ _RECENT = 40  # job durations kept per provider, for the poll schedule
 # A provider's reset time is trusted within these bounds (seconds); anything else is clamped.
 _PAUSE_BOUNDS = (1.0, 300.0)
 _DEFAULT_PAUSE = 5.0  # a 429 that says nothing about when to come back
+_CREDITS_WAIT_MAX = 900.0  # seconds between looks of work waiting for credits, at most
 _WRITE_ATTEMPTS = 10
 _COLLISION_BACKOFF = 0.01  # seconds, times the attempt, jittered: writers spread out
 _BUSY_WAIT = (1.0, 3.0)  # the table is busy: come back after a jittered second or two
@@ -77,14 +81,28 @@ class Limit:
     def per_second(self) -> float:
         return self.per_minute / 60.0
 
+    @classmethod
+    def of(cls, spec: ProviderSpec) -> Limit:
+        """A provider's limit, from its settings: every caller of the governor uses this."""
+        settings = spec.settings()
+        return cls(
+            per_minute=settings.requests_per_minute,
+            burst=settings.burst,
+            polled=spec.mode is Mode.ASYNC,
+            # A provider asked to hold submits answers most jobs there: few polls to expect.
+            expected_polls=0.0 if settings.submit_wait_seconds else 1.0,
+        )
+
 
 @dataclass(frozen=True)
 class Grant:
     """`granted` tokens are the caller's. If `wait` > 0 the caller comes back after it: for
-    paid work with its tokens already taken (`granted` > 0), for new work to ask again."""
+    paid work with its tokens already taken (`granted` > 0), for new work to ask again
+    (queueing again for a turn if `requeue`: the account was out of credits)."""
 
     granted: int
     wait: float
+    requeue: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,16 +115,48 @@ class Turn:
 
 
 class QueueDeadlinePassed(Exception):
-    """New work's turn would come after its deadline; nothing was reserved."""
+    """New work's turn would come after its deadline; nothing was reserved. With
+    `credits_out_since`, because the account has been out of credits since then."""
 
-    def __init__(self, turn_at: float, deadline: float) -> None:
+    def __init__(
+        self, turn_at: float, deadline: float, credits_out_since: float | None = None
+    ) -> None:
         super().__init__(f"its turn would come {turn_at - deadline:.0f} s after its deadline")
         self.turn_at = turn_at
         self.deadline = deadline
+        self.credits_out_since = credits_out_since
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """New work's wait at a provider: for the turns already given out, and until `calls`
+    more would have had theirs; and whether the account is out of credits (no turn comes
+    until it is topped up)."""
+
+    ahead_seconds: float
+    seconds: float
+    out_of_credits: bool
+
+
+@dataclass(frozen=True)
+class Credits:
+    """A provider's account as the governor knows it: out of credits since when (None: it
+    has credits), and the balance that resumes it."""
+
+    out_since: float | None
+    needed: float
 
 
 def _new_bucket(limit: Limit, now: float) -> Bucket:
     return Bucket(float(limit.burst), now, 0.0, now, limit.expected_polls, 0)
+
+
+def _credits_wait(every: float, paused_for: float) -> float:
+    """How long work waiting for credits sleeps before it looks again: about as often as the
+    balance is checked, and less often the longer the account stays empty (each look costs
+    state transitions, and a backlog may wait hours), jittered so a resumed provider is not
+    met by every job at once."""
+    return random.uniform(0.5, 1.0) * max(every, min(paused_for, _CREDITS_WAIT_MAX))
 
 
 def _refill(bucket: Bucket, limit: Limit, now: float) -> None:
@@ -128,9 +178,17 @@ class Governor:
     """The one copy of the governor's rules, over any BucketStore: DynamoBuckets(table) in
     the functions, MemoryBuckets() (tests/fakes.py) in tests."""
 
-    def __init__(self, buckets: BucketStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        buckets: BucketStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        credits_wait: float = 60.0,
+    ) -> None:
         self._buckets = buckets
         self._clock = clock
+        # How often work waiting for credits looks again (about the balance check's rate).
+        self._credits_wait = credits_wait
 
     # -- what callers do ---------------------------------------------------------------
 
@@ -152,6 +210,9 @@ class Governor:
         debt is repaid first. The wait says when the next one will be there."""
 
         def change(bucket: Bucket, now: float) -> Grant:
+            if bucket.credits_out_since:
+                wait = _credits_wait(self._credits_wait, now - bucket.credits_out_since)
+                return Grant(0, wait, requeue=True)
             paused = bucket.paused_until - now
             if paused > 0:
                 return Grant(0, paused)
@@ -165,9 +226,17 @@ class Governor:
 
     def queue(self, provider: str, limit: Limit, count: int, deadline: float) -> Turn:
         """Reserve new work's turn for `count` calls on the provider's lane. Raises
-        QueueDeadlinePassed, reserving nothing, if the turn would come after `deadline`."""
+        QueueDeadlinePassed, reserving nothing, if the turn would come after `deadline`.
+        While the account is out of credits nothing is reserved: the caller looks again
+        later, until its deadline."""
 
         def change(bucket: Bucket, now: float) -> Turn:
+            if bucket.credits_out_since:
+                if now > deadline:
+                    raise QueueDeadlinePassed(now, deadline, bucket.credits_out_since)
+                wait = _credits_wait(self._credits_wait, now - bucket.credits_out_since)
+                wait = min(wait, deadline - now + 1)
+                return Turn(wait=wait, reserved=False)
             at = max(now, bucket.next_turn, bucket.paused_until)
             if at > deadline:
                 raise QueueDeadlinePassed(at, deadline)
@@ -192,6 +261,47 @@ class Governor:
         with suppress(StoreBusy):  # the caller waits its pause whether or not it was recorded
             self._update(provider, limit, change)
         return pause
+
+    def out_of_credits(self, provider: str, limit: Limit, needed: float) -> None:
+        """The provider said its account cannot pay for a call needing `needed` credits (a
+        402, or a balance of 0): new work stops until credits return (`resume`)."""
+
+        def change(bucket: Bucket, now: float) -> bool:
+            first = not bucket.credits_out_since
+            if first:
+                bucket.credits_out_since = now
+                bucket.credits_needed = needed
+            else:  # the smallest call waiting decides: it goes first once credits are back
+                bucket.credits_needed = min(bucket.credits_needed, needed)
+            return first
+
+        try:
+            first = self._update(provider, limit, change)
+        except StoreBusy:  # the next refusal records it
+            return
+        if first:
+            logger.warning("provider out of credits", extra={"provider": provider})
+
+    def resume(self, provider: str, limit: Limit) -> bool:
+        """Credits are back: new work goes again. False if the account was not paused.
+        May raise StoreBusy (the balance check and an operator try again)."""
+
+        def change(bucket: Bucket, now: float) -> bool:
+            paused = bool(bucket.credits_out_since)
+            bucket.credits_out_since = bucket.credits_needed = 0.0
+            return paused
+
+        resumed = self._update(provider, limit, change)
+        if resumed:
+            logger.info("provider resumed: credits are back", extra={"provider": provider})
+        return resumed
+
+    def credits(self, provider: str) -> Credits:
+        """What the governor knows of the provider's account (read only)."""
+        bucket, _ = self._buckets.read(provider)
+        if bucket is None or not bucket.credits_out_since:
+            return Credits(None, 0.0)
+        return Credits(bucket.credits_out_since, bucket.credits_needed)
 
     def observe(self, provider: str, limit: Limit, available: int | None) -> None:
         """The provider says how many requests it has left: fewer than we think lowers ours
@@ -219,6 +329,19 @@ class Governor:
     def recent(self, provider: str) -> list[float]:
         """How long this provider's latest jobs took, oldest first (may be empty)."""
         return self._buckets.recent(provider)
+
+    def forecast(self, provider: str, limit: Limit, calls: int) -> Forecast:
+        """When `calls` more calls of new work, queued now, would have had their turns
+        (read only): after the turns already given out, at the lane's rate."""
+        now = self._clock()
+        bucket, _ = self._buckets.read(provider)
+        bucket = bucket or _new_bucket(limit, now)
+        ahead = max(0.0, bucket.next_turn - now, bucket.paused_until - now)
+        return Forecast(
+            ahead_seconds=ahead,
+            seconds=ahead + calls / _lane_rate(bucket, limit),
+            out_of_credits=bool(bucket.credits_out_since),
+        )
 
     # -- the bucket --------------------------------------------------------------------
 
@@ -251,6 +374,8 @@ class Governor:
 
 
 _FIELDS = ("tokens", "updated", "paused_until", "next_turn", "polls_per_job")
+# Added since the first release: an item written before has none, and has credits.
+_OPTIONAL_FIELDS = ("credits_out_since", "credits_needed")
 
 
 class DynamoBuckets:
@@ -274,10 +399,11 @@ class DynamoBuckets:
         try:
             bucket = Bucket(
                 **{name: float(item[name]["N"]) for name in _FIELDS},
+                **{name: float(item[name]["N"]) for name in _OPTIONAL_FIELDS if name in item},
                 version=int(item["version"]["N"]),
                 recent=_durations(item),
             )
-            if not all(math.isfinite(getattr(bucket, name)) for name in _FIELDS):
+            if not all(math.isfinite(getattr(bucket, n)) for n in _FIELDS + _OPTIONAL_FIELDS):
                 raise ValueError("not a finite number")
         except (KeyError, ValueError, TypeError):
             # Replaced by a write whatever it holds: an item nobody can use blocks nobody.
@@ -286,7 +412,7 @@ class DynamoBuckets:
         return bucket, bucket.version
 
     def write(self, provider: str, bucket: Bucket, expected: Expected) -> bool:
-        values = {name: getattr(bucket, name) for name in _FIELDS}
+        values = {name: getattr(bucket, name) for name in _FIELDS + _OPTIONAL_FIELDS}
         item: dict[str, Any] = {"provider": {"S": provider}}
         item |= {k: {"N": _number(v)} for k, v in values.items()}
         item["version"] = {"N": str(bucket.version + 1)}

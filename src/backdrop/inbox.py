@@ -47,6 +47,6 @@ def handle(
     except PlanRefused as exc:
         logger.info("inbox image refused", extra={"job_id": job_id, "code": exc.code})
         return executions.refuse(exc.job, exc.error, settings=settings, jobs=jobs)
-    job = executions.start(new, settings=settings, jobs=jobs)
+    job = executions.start_or_refuse(new, settings=settings, jobs=jobs)
     logger.info("inbox image started", extra={"job_id": job_id, "provider": job.provider})
     return job

@@ -9,7 +9,7 @@ import hashlib
 import json
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -22,6 +22,7 @@ from backdrop import aws
 from backdrop.config import JobSettings
 from backdrop.domain import (
     STACK_OWNER,
+    Cost,
     Job,
     JobError,
     JobStatus,
@@ -73,6 +74,14 @@ class JobPage:
 
     jobs: list[Job]
     after: str | None
+
+
+class AllowanceRefused(Exception):
+    """A job was not created: what it was charged against (`also[index]`) had no room."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"charge {index} refused")
+        self.index = index
 
 
 class JobNotFound(Exception):
@@ -181,11 +190,15 @@ class JobTransitions(ABC):
         review: Review | None = None,
         source_thumbnail: str | None = None,
         also: Also = (),
+        cost: Cost | None = None,
     ) -> None:
         """Running to succeeded, held for review when `review` is given (review.on_success),
-        with the photo's preview if one was made, and `also` (its batch's review count) in
-        the same transaction: a retry that finds it done writes nothing again."""
+        with the photo's preview if one was made, what its images cost, and `also` (its
+        batch's review count) in the same transaction: a retry that finds it done writes
+        nothing again."""
         values: dict[str, Any] = {"results": [r.model_dump(mode="json") for r in results]}
+        if cost is not None:
+            values["cost"] = cost.model_dump(mode="json")
         if source_thumbnail is not None:
             values["source_thumbnail_key"] = source_thumbnail
         if review is not None:
@@ -276,21 +289,40 @@ class JobStore(JobTransitions):
         super().__init__(ttl=timedelta(days=settings.job_ttl_days))
         self._table_name = settings.jobs_table
 
-    def create(self, new: NewJob) -> tuple[Job, bool]:
+    @property
+    def table_name(self) -> str:
+        return self._table_name
+
+    def create(self, new: NewJob, also: Also = ()) -> tuple[Job, bool]:
         """Record a queued job. Returns the job and whether this call created it; a job
-        that already exists is returned as it is (the caller is a redelivery)."""
+        that already exists is returned as it is (the caller is a redelivery). With `also`
+        (what it is charged against: a daily allowance, a batch's budget), the job is
+        recorded only if every one of them is written too, in the same transaction:
+        AllowanceRefused names the first whose condition failed."""
         job = self._queued(new)
         job_id = job.id
         listing = {
             LIST_PARTITION: new.owner,
             LIST_KEY: f"{new.owner}#{position(job.created_at, job_id)}",
         }
+        put = {
+            "TableName": self._table_name,
+            "Item": to_item(job.model_dump(mode="json", exclude_none=True) | listing),
+            "ConditionExpression": "attribute_not_exists(id)",
+        }
+        dynamodb = aws.client("dynamodb")
         try:
-            aws.client("dynamodb").put_item(
-                TableName=self._table_name,
-                Item=to_item(job.model_dump(mode="json", exclude_none=True) | listing),
-                ConditionExpression="attribute_not_exists(id)",
-            )
+            if not also:
+                dynamodb.put_item(**put)
+            else:
+                dynamodb.transact_write_items(TransactItems=[{"Put": put}, *also])
+        except dynamodb.exceptions.TransactionCanceledException as exc:
+            codes = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return self.get(job_id), False
+            if "ConditionalCheckFailed" in codes:
+                raise AllowanceRefused(codes.index("ConditionalCheckFailed") - 1) from None
+            raise
         except ClientError as exc:
             if is_condition_failure(exc):
                 return self.get(job_id), False
@@ -304,6 +336,35 @@ class JobStore(JobTransitions):
         if "Item" not in answer:
             raise JobNotFound(job_id)
         return Job.model_validate(from_item(answer["Item"]))
+
+    def created_between(
+        self, owner: str, start: datetime, end: datetime, *, batch_id: str | None = None
+    ) -> Iterator[Job]:
+        """An owner's jobs created in [start, end) (of one batch, if given), oldest first:
+        one Query on the index keyed by exactly that, read to its end."""
+        index, partition = (
+            (BY_CREATED_INDEX, (LIST_PARTITION, owner))
+            if batch_id is None
+            else (BY_BATCH_INDEX, ("batch_id", batch_id))
+        )
+        low = f"{owner}#{start.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
+        high = f"{owner}#{end.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
+        query: dict[str, Any] = {
+            "TableName": self._table_name,
+            "IndexName": index,
+            "KeyConditionExpression": "#p = :p AND #k BETWEEN :low AND :high",
+            "ExpressionAttributeNames": {"#p": partition[0], "#k": LIST_KEY},
+            "ExpressionAttributeValues": {
+                ":p": {"S": partition[1]},
+                ":low": {"S": low},
+                ":high": {"S": high},
+            },
+        }
+        pages = aws.client("dynamodb").get_paginator("query").paginate(**query)
+        for page in pages:
+            for item in page["Items"]:
+                if item[LIST_KEY]["S"] < high:  # BETWEEN includes its end: [start, end)
+                    yield Job.model_validate(from_item(item))
 
     def get_many(self, job_ids: list[str]) -> dict[str, Job]:
         """The jobs of these ids that exist, by id (a batch's report)."""

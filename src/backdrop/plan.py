@@ -144,7 +144,14 @@ def _stack_layer(settings: PlanSettings) -> Layer:
 def check_options(layers: tuple[Layer, ...], settings: PlanSettings) -> GenerationOptions:
     """What `layers` over the stack's defaults come to, or Refused: for work checked ahead
     of its jobs (a batch's options and manifest rows)."""
-    return _options((*layers, _stack_layer(settings)), guided=False)[1]
+    return choose(layers, settings)[1]
+
+
+def choose(
+    layers: tuple[Layer, ...], settings: PlanSettings
+) -> tuple[ProviderSpec, GenerationOptions]:
+    """The provider and options `layers` over the stack's defaults come to, or Refused."""
+    return _options((*layers, _stack_layer(settings)), guided=False)
 
 
 def plan(ask: Ask, settings: PlanSettings) -> NewJob:

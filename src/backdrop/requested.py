@@ -64,7 +64,7 @@ def handle(event: dict[str, Any], *, settings: StartSettings, jobs: JobStore) ->
         new = plan(ask, settings)
     except PlanRefused as exc:
         return _refuse(exc, settings=settings, jobs=jobs)
-    job = executions.start(new, settings=settings, jobs=jobs)
+    job = executions.start_or_refuse(new, settings=settings, jobs=jobs)
     logger.info("requested generation started", extra={"job_id": job.id})
     return job
 

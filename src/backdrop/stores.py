@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
-from backdrop.domain import Job, JobError, ResultImage, Review
+from backdrop.domain import Cost, Job, JobError, ResultImage, Review
 
 
 class StoreBusy(Exception):
@@ -35,6 +35,10 @@ class Bucket:
     polls_per_job: float
     version: int
     recent: list[float] = field(default_factory=list)  # job durations, oldest first
+    # The provider's account ran out of credits at this time (0: it has credits), and the
+    # fewest credits a call it refused needed: the balance check resumes at that balance.
+    credits_out_since: float = 0.0
+    credits_needed: float = 0.0
 
 
 class BucketStore(Protocol):
@@ -92,10 +96,11 @@ class WorkflowJobs(Protocol):
         review: Review | None = None,
         source_thumbnail: str | None = None,
         also: Sequence[dict[str, Any]] = (),
+        cost: Cost | None = None,
     ) -> None:
         """Running to succeeded, held for review when `review` is given, with the photo's
-        preview, and `also` in the same transaction (JobConflict otherwise, unless it is the
-        same change again)."""
+        preview, what its images cost, and `also` in the same transaction (JobConflict
+        otherwise, unless it is the same change again)."""
         ...
 
     def record_review(

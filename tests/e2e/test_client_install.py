@@ -95,10 +95,10 @@ def test_the_venv_holds_the_client_httpx_pillow_and_their_dependencies_alone(
 def test_help_lists_the_client_commands_only(client_venv: Path) -> None:
     result = _run([str(client_venv / "bin" / "backdrop"), "--help"])
 
-    assert "{generate,jobs,cancel,batch}" in result.stdout
+    assert "{generate,jobs,cancel,batch,usage}" in result.stdout
     # The commands listed, one a line: none of the local stack's (local, demo, emulator...).
     listed = re.findall(r"^    (\w+) ", result.stdout, re.MULTILINE)
-    assert listed == ["generate", "jobs", "cancel", "batch"]
+    assert listed == ["generate", "jobs", "cancel", "batch", "usage"]
 
 
 def test_importing_the_client_loads_nothing_of_the_service_or_the_stack(

@@ -57,7 +57,8 @@ def test_photoroom_seeds_repeat_and_guidance_is_used(stack: Local) -> None:
 
 
 def test_photoroom_errors_fail_the_job_clearly(stack: Local) -> None:
-    stack.emulator("script", {"photoroom_edit": [402]})
+    # A wrong key is never retried (an empty account is a wait: tests/integration/test_credits.py).
+    stack.emulator("script", {"photoroom_edit": [403]})
     stack.upload("uploads/e2e/mug.png", sample("mug"))
 
     job = stack.wait_for_job(
@@ -65,4 +66,4 @@ def test_photoroom_errors_fail_the_job_clearly(stack: Local) -> None:
     )
 
     assert job["status"] == "failed"
-    assert job["error"]["code"] == "provider_quota"
+    assert job["error"]["code"] == "provider_auth"

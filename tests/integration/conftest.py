@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import respx
 from moto import mock_aws
 
 from backdrop import config, thumbnails
+from backdrop.domain import JOB_ID_PATTERN
 from backdrop.jobs import JobStore
 from backdrop_local import distributed_map, eventbridge, lambdas, moto_shortcuts, s3_events
 from backdrop_local.cloud import REGION, LocalCloud, provision
@@ -174,9 +176,11 @@ class Stack:
         return [key for key in keys if not key.startswith(thumbnails.PREFIX)]
 
     def job_ids(self) -> list[str]:
-        """Every job recorded, however it ended (read from the table, not the API)."""
+        """Every job recorded, however it ended (read from the table, not the API: not the
+        counters and claims it holds beside them, whose ids are no job's)."""
         table = boto3.resource("dynamodb", region_name=REGION).Table(self.cloud.jobs_table)
-        return [item["id"] for item in table.scan(ProjectionExpression="id")["Items"]]
+        ids = [item["id"] for item in table.scan(ProjectionExpression="id")["Items"]]
+        return [job_id for job_id in ids if re.fullmatch(JOB_ID_PATTERN, job_id)]
 
     def manifest(self, prefix: str) -> dict[str, Any]:
         s3 = boto3.client("s3", region_name=REGION)

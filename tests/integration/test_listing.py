@@ -102,6 +102,21 @@ def _all_pages(stack: Stack, **query: str) -> list[list[dict[str, Any]]]:
         assert len(pages) < 50, "the cursor never ends"
 
 
+def _unsigned(view: Any) -> Any:
+    """A view with every presigned URL cut at its query: a signature carries the second
+    it was made in, so two reads of one job a second apart differ only there."""
+    if isinstance(view, dict):
+        return {
+            key: value.split("?", 1)[0]
+            if key.endswith("url") and isinstance(value, str)
+            else _unsigned(value)
+            for key, value in view.items()
+        }
+    if isinstance(view, list):
+        return [_unsigned(value) for value in view]
+    return view
+
+
 def _ids(items: list[dict[str, Any]]) -> list[str]:
     return [item["id"] for item in items]
 
@@ -118,7 +133,7 @@ def test_lists_jobs_newest_first_across_triggers(stack: Stack, make_job: Maker) 
     assert {item["trigger"] for item in body["items"]} == {"api", "inbox"}
     # The same view as the job's own route
     for item in body["items"]:
-        assert item == _get(stack, item["id"])
+        assert _unsigned(item) == _unsigned(_get(stack, item["id"]))
 
 
 @pytest.mark.parametrize(("jobs_made", "limit"), [(7, 3), (6, 3), (5, 1), (0, 20)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -153,17 +154,29 @@ def test_guidance_image_and_photoroom_options_are_sent(
     )
 
 
-def test_out_of_credits_fails_without_retrying(stack: Stack, picsart: respx.MockRouter) -> None:
-    edit = picsart.get(EDIT).respond(402, json={"error": {"detail": "No credits left"}})
+def test_out_of_credits_keeps_the_images_made_and_waits_for_credits(
+    stack: Stack, picsart: respx.MockRouter
+) -> None:
+    edit = picsart.get(EDIT).mock(
+        side_effect=[
+            httpx.Response(200, content=PNG, headers={"content-type": "image/png"}),
+            httpx.Response(402, json={"error": {"detail": "No credits left"}}),
+        ]
+    )
 
-    _, body = _create(stack, {**BODY, "provider": "photoroom", "count": 1})
+    _, body = _create(stack, {**BODY, "provider": "photoroom", "count": 2})
     job_id = str(body["id"])
 
-    assert stack.wait_for_execution(job_id)["status"] == "FAILED"
-    assert edit.call_count == 1
-    error = stack.job(job_id)["error"]
-    assert error["code"] == "provider_quota"
-    assert "No credits left" in error["message"]
+    deadline = time.monotonic() + 30
+    while edit.call_count < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)  # the task records the pause and returns to its Wait
+    # Nothing failed: the image made is stored, the other waits for credits, unpaid.
+    assert [e["status"] for e in stack.executions()] == ["RUNNING"]
+    job = stack.job(job_id)
+    assert (job["status"], job["error"]) == ("running", None)
+    assert stack.result_keys(f"results/{job_id}/") == [f"results/{job_id}/0.jpg"]
+    assert edit.call_count == 2
 
 
 @pytest.mark.parametrize(

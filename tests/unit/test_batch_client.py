@@ -510,3 +510,131 @@ def test_on_a_terminal_a_status_line_is_rewritten_and_kept_to_its_width(
     line.close()
 
     assert stream.getvalue() == f"\r{'x' * 30}\rshort{' ' * 25}\n"
+
+
+# Spend: a quote, budgets, usage.
+
+QUOTE = {
+    "dry_run": True,
+    "items": 1000,
+    "ignored": 2,
+    "skipped": 12,
+    "refused": 1,
+    "problems": [
+        {
+            "item": 17,
+            "key": "catalog/shoes/notes.txt",
+            "image_url": None,
+            "line": None,
+            "code": "invalid_image",
+            "reason": "not a .jpg, .jpeg, .png, .webp file by its name",
+        }
+    ],
+    "jobs": 987,
+    "images": 1974,
+    "estimated_cost_usd": 19.74,
+    "estimated_seconds": 420.0,
+    "providers": [
+        {
+            "provider": "picsart",
+            "jobs": 987,
+            "images": 1974,
+            "cost": {"units": 1974.0, "unit": "credits", "estimated_usd": 19.74},
+            "queued_ahead_seconds": 120.0,
+            "estimated_seconds": 420.0,
+            "out_of_credits": False,
+        }
+    ],
+    "budget": {"max_images": 100, "max_cost_usd": None, "within": 50, "past": 937},
+}
+
+
+@respx.mock
+def test_a_dry_run_prints_the_quote_and_starts_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    route = respx.post(f"{API}/v1/batches").respond(200, json=QUOTE)
+
+    code, out, err = _run(
+        capsys, "start", "--prefix", "catalog/shoes/", "--count", "2", "--max-images", "100",
+        "--dry-run",
+    )  # fmt: skip
+
+    assert (code, err) == (0, "")
+    assert json.loads(route.calls.last.request.content) == {
+        "prefix": "catalog/shoes/",
+        "count": 2,
+        "max_images": 100,
+        "dry_run": True,
+    }
+    assert "Idempotency-Key" not in route.calls.last.request.headers
+    assert out.splitlines() == [
+        "dry run: nothing was started",
+        "  items      1000 (and 2 folder markers or empty objects)",
+        "  skipped    12 (already done or under way: not paid again)",
+        "  refused    1",
+        "    item 17 catalog/shoes/notes.txt: invalid_image: not a .jpg, .jpeg, .png, .webp "
+        "file by its name",
+        "  would run  987 jobs, 1974 images",
+        "  picsart    987 jobs, 1974 images, 1974 credits, $19.74, about 7 min 0 s "
+        "(2 min 0 s of other work queued ahead)",
+        "  estimated  $19.74, about 7 min 0 s",
+        "  budget     max_images 100: 50 items start, 937 would end not started",
+    ]
+
+
+@respx.mock
+def test_a_retry_sends_the_budget_given(capsys: pytest.CaptureFixture[str]) -> None:
+    route = respx.post(f"{API}/v1/batches/{BATCH_ID}/retry").respond(202, json=_batch())
+
+    assert _run(capsys, "retry", BATCH_ID, "--max-cost-usd", "12.5")[0] == 0
+    assert json.loads(route.calls.last.request.content) == {"max_cost_usd": 12.5}
+    assert _run(capsys, "retry", BATCH_ID)[0] == 0
+    assert route.calls.last.request.content == b""  # the batch's own budget
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [("--max-images", "0"), ("--max-images", "ten"), ("--max-cost-usd", "-1")],
+)
+def test_a_bad_budget_is_refused_before_any_request(
+    capsys: pytest.CaptureFixture[str], argument: str, value: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _run(capsys, "start", "--prefix", "catalog/", argument, value)
+    assert exited.value.code == 2
+    assert argument in capsys.readouterr().err
+
+
+@respx.mock
+def test_usage_prints_a_line_a_day_and_provider(capsys: pytest.CaptureFixture[str]) -> None:
+    route = respx.get(f"{API}/v1/usage").respond(
+        200,
+        json={
+            "from": "2026-12-01",
+            "to": "2026-12-04",
+            "totals": {"jobs": 3, "succeeded": 2, "images": 4, "estimated_usd": 0.4},
+            "days": [
+                {
+                    "date": "2026-12-03",
+                    "provider": "photoroom",
+                    "jobs": 3,
+                    "succeeded": 2,
+                    "images": 4,
+                    "units": 4.0,
+                    "unit": "images",
+                    "estimated_usd": 0.4,
+                }
+            ],
+        },
+    )
+
+    code = main(["usage", "--from", "2026-12-01", "--to", "2026-12-04", *CONNECT])
+    out, _ = capsys.readouterr()
+
+    assert code == 0
+    assert dict(route.calls.last.request.url.params) == {"from": "2026-12-01", "to": "2026-12-04"}
+    lines = out.splitlines()
+    assert lines[0] == "2026-12-01 to 2026-12-04"
+    assert lines[2].split() == ["2026-12-03", "photoroom", "3", "2", "4", "4", "images", "0.40"]
+    assert lines[-1] == "total: 3 jobs, 2 succeeded, 4 images, $0.40 estimated"

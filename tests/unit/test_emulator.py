@@ -895,6 +895,203 @@ def test_stats_and_reset(emulator: ProviderEmulator, client: httpx.Client) -> No
     assert submit(client, emulator).status_code == 202  # and so is the script
 
 
+# --- credits: top-ups and the Photoroom account ----------------------------------------
+
+
+def account(
+    client: httpx.Client, emulator: ProviderEmulator, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    return client.get(
+        f"{emulator.photoroom_base_url}/v2/account",
+        headers=PHOTOROOM_KEY if headers is None else headers,
+    )
+
+
+def test_top_up_adds_to_one_account_only(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    emulator = start_emulator(credits=10)
+
+    topped = control(client, emulator, "POST", "credits", {"provider": "picsart", "add": 5})
+
+    assert topped.status_code == 200
+    assert topped.json() == {"provider": "picsart", "credits": 15}
+    assert control(client, emulator, "GET", "credits").json() == {"picsart": 15, "photoroom": 10}
+    balance = client.get(f"{emulator.picsart_base_url}/balance", headers=PICSART_KEY)
+    assert balance.json() == {"credits": 15}
+    assert balance.headers["X-Picsart-Credit-Available"] == "15"
+    # And the Python side does the same
+    assert emulator.top_up("photoroom", 3) == 13
+    assert emulator.balances() == {"picsart": 15, "photoroom": 13}
+    assert emulator.settings.credits == 10  # the setting is untouched
+
+
+def test_credits_can_be_set_and_changed_for_both_accounts(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    emulator = start_emulator(credits=10)
+
+    zeroed = control(client, emulator, "POST", "credits", {"provider": "picsart", "set": 0})
+    both = control(client, emulator, "POST", "credits", {"add": 2})
+
+    assert zeroed.json() == {"provider": "picsart", "credits": 0}
+    assert both.json() == {"picsart": 2, "photoroom": 12}
+    assert control(client, emulator, "POST", "credits", {"set": 7}).json() == {
+        "picsart": 7,
+        "photoroom": 7,
+    }
+    assert emulator.set_credits("photoroom", 0) == 0
+    assert emulator.balances() == {"picsart": 7, "photoroom": 0}
+
+
+def test_reset_refills_the_balances_from_the_credits_setting(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    emulator = start_emulator(credits=10)
+    emulator.top_up("picsart", 90)
+    emulator.set_credits("photoroom", 1)
+
+    control(client, emulator, "POST", "reset")
+
+    assert emulator.balances() == {"picsart": 10, "photoroom": 10}
+
+
+def test_a_picsart_submit_refused_with_402_goes_through_after_a_top_up(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    # Given 1 credit, too few for 2 images
+    emulator = start_emulator(credits=1)
+    refused = submit(client, emulator, {"count": "2"})
+    assert_picsart_error(refused, 402, "credits")
+
+    # When the account is topped up by 1
+    control(client, emulator, "POST", "credits", {"provider": "picsart", "add": 1})
+
+    # Then the same submission is taken and billed, and the headers follow the balance
+    accepted = submit(client, emulator, {"count": "2"})
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.headers["X-Picsart-Credit-Available"] == "0"
+    emulator.top_up("picsart", 4)
+    polled = poll(client, emulator, accepted.json()["inference_id"])
+    assert polled.headers["X-Picsart-Credit-Available"] == "4"
+    assert emulator.stats()["picsart"]["accepted"] == 1
+
+
+def test_photoroom_account_reflects_edits_and_top_ups(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    emulator = start_emulator(credits=5)
+    assert account(client, emulator).json() == {
+        "plan": "emulated",
+        "images": {"available": 5, "subscription": 5},
+    }
+
+    assert edit(client, emulator).status_code == 200
+    after_edit = account(client, emulator)
+    emulator.top_up("photoroom", 10)
+    after_top_up = account(client, emulator)
+    sandbox = account(client, emulator, {"x-api-key": "sandbox_abc"})
+
+    assert after_edit.status_code == 200
+    assert after_edit.json()["images"] == {"available": 4, "subscription": 5}
+    assert after_top_up.json()["images"] == {"available": 14, "subscription": 5}
+    assert sandbox.status_code == 200
+    assert sandbox.json() == after_top_up.json()
+    # Reading the account is no generation
+    assert emulator.stats()["photoroom"] == {"calls": 1, "accepted": 1, "throttled": 0, "images": 1}
+
+
+def test_photoroom_account_needs_a_known_key(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    emulator = start_emulator(api_keys=["good"])
+
+    missing = account(client, emulator, {})
+    unknown = account(client, emulator, {"x-api-key": "bad"})
+    known = account(client, emulator, {"x-api-key": "good"})
+
+    assert missing.status_code == unknown.status_code == 403
+    assert missing.json()["error"]["message"]
+    assert known.status_code == 200
+
+
+def test_photoroom_account_shares_the_edit_rate_limit(
+    start_emulator: StartEmulator, client: httpx.Client
+) -> None:
+    emulator = start_emulator(rate_limit_per_minute=2)
+
+    answers = [edit(client, emulator), account(client, emulator), account(client, emulator)]
+    refused_edit = edit(client, emulator)
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].json()["error"]["message"]
+    assert 1 <= int(answers[2].headers["Retry-After"]) <= 60
+    assert refused_edit.status_code == 429
+    assert emulator.stats()["photoroom"]["throttled"] == 2
+    assert emulator.stats()["photoroom"]["calls"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "start", "mentions"),
+    [
+        ({"provider": "dalle", "add": 1}, "provider:", "picsart, photoroom"),
+        ({"provider": 1, "add": 1}, "provider:", "known"),
+        ({"provider": "picsart", "add": 0}, "add:", "positive integer"),
+        ({"add": -3}, "add:", "positive integer"),
+        ({"add": "5"}, "add:", "'5'"),
+        ({"add": 1.5}, "add:", "1.5"),
+        ({"add": True}, "add:", "True"),
+        ({"set": -1}, "set:", ">= 0"),
+        ({"set": False}, "set:", "False"),
+        ({"add": 1, "set": 2}, "add, set:", "only one"),
+        ({"provider": "picsart"}, "add:", "add or set"),
+        ({"credits": 5}, "credits:", "unknown field"),
+        ([1], "expected a JSON object", "add"),
+    ],
+)
+def test_bad_credit_changes_are_400_naming_the_field(
+    start_emulator: StartEmulator,
+    client: httpx.Client,
+    body: object,
+    start: str,
+    mentions: str,
+) -> None:
+    emulator = start_emulator(credits=10)
+
+    refused = control(client, emulator, "POST", "credits", body)
+
+    assert refused.status_code == 400
+    message = refused.json()["error"]
+    assert message.startswith(start), message
+    assert mentions in message
+    assert emulator.balances() == {"picsart": 10, "photoroom": 10}
+
+
+def test_credits_body_that_is_no_json_is_a_400(
+    emulator: ProviderEmulator, client: httpx.Client
+) -> None:
+    refused = client.post(f"{emulator.base_url}/_emulator/credits", content=b"add 5")
+
+    assert refused.status_code == 400
+    assert "JSON object" in refused.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("call", "provider", "credits", "mentions"),
+    [
+        ("top_up", "dalle", 1, "provider"),
+        ("top_up", "picsart", 0, "credits"),
+        ("top_up", "picsart", True, "credits"),
+        ("set_credits", "photoroom", -1, "credits"),
+    ],
+)
+def test_python_credit_helpers_refuse_bad_values(
+    emulator: ProviderEmulator, call: str, provider: str, credits: int, mentions: str
+) -> None:
+    with pytest.raises(ValueError, match=mentions):
+        getattr(emulator, call)(provider, credits)
+
+
 def test_base_urls_and_lifecycle() -> None:
     emulator = ProviderEmulator(EmulatorSettings(), port=0)
     with pytest.raises(RuntimeError):

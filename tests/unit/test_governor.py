@@ -162,6 +162,47 @@ def test_fewer_requests_left_at_the_provider_lowers_the_bucket(governor: Governo
     assert governor.take_new("p", LIMIT, 3).granted == 0
 
 
+def test_an_account_out_of_credits_stops_new_work_not_paid_work_until_resumed(
+    governor: Governor, clock: Clock
+) -> None:
+    governor.out_of_credits("p", LIMIT, 4)
+    governor.out_of_credits("p", LIMIT, 2)  # the smallest waiting call decides
+    assert governor.credits("p").out_since == clock.now
+    assert governor.credits("p").needed == 2
+
+    turn = governor.queue("p", LIMIT, 1, deadline=clock.now + 3600)
+    assert not turn.reserved
+    assert 30 <= turn.wait <= 60
+    grant = governor.take_new("p", LIMIT)
+    assert (grant.granted, grant.requeue) == (0, True)
+    assert governor.take_paid("p", LIMIT).granted == 1  # a poll costs no credits
+
+    # The longer the account stays empty, the less often waiting work looks (at most 15 min).
+    clock.now += 3 * 3600
+    assert 450 <= governor.queue("p", LIMIT, 1, deadline=clock.now + 7200).wait <= 900
+    with pytest.raises(QueueDeadlinePassed) as refused:
+        governor.queue("p", LIMIT, 1, deadline=clock.now - 1)
+    assert refused.value.credits_out_since == clock.now - 3 * 3600
+
+    assert governor.resume("p", LIMIT)
+    assert not governor.resume("p", LIMIT)  # once
+    assert governor.credits("p").out_since is None
+    assert governor.queue("p", LIMIT, 1, deadline=clock.now + 60).reserved
+    assert governor.take_new("p", LIMIT).granted == 1
+
+
+def test_an_item_written_before_credits_were_kept_reads_as_having_credits(
+    table_governor: Governor,
+) -> None:
+    table_governor.take_new("p", LIMIT)
+    item = {k: v for k, v in _item().items() if not k.startswith("credits_")}
+    boto3.client("dynamodb").put_item(TableName=TABLE, Item=item)
+
+    assert table_governor.credits("p").out_since is None
+    assert table_governor.take_new("p", LIMIT).granted == 1
+    assert float(_item()["tokens"]["N"]) == pytest.approx(1.0)  # read, not recreated
+
+
 @pytest.mark.parametrize(
     "damage",
     [

@@ -78,6 +78,7 @@ OPERATIONS = {
     ("get", "/v1/batches/{batch_id}"): ("getBatch", "batches"),
     ("post", "/v1/batches/{batch_id}/cancel"): ("cancelBatch", "batches"),
     ("post", "/v1/batches/{batch_id}/retry"): ("retryBatch", "batches"),
+    ("get", "/v1/usage"): ("getUsage", "usage"),
 }
 
 

@@ -474,6 +474,91 @@ def test_a_refusal_clears_the_mark_and_fails_the_task(
     assert (job.status, job.submitting_since) == (JobStatus.QUEUED, None)
 
 
+def _out_of_credits() -> httpx.Response:
+    headers = {"x-picsart-credit-available": "0"}
+    return httpx.Response(402, json={"detail": "Not enough credits."}, headers=headers)
+
+
+def test_a_402_pauses_new_work_until_credits_return_and_the_job_waits_unpaid(
+    world: World,
+) -> None:
+    job_id, other = world.job(count=3), world.job()
+    world.provider.answer(_out_of_credits())
+
+    step = _submit(world, job_id)
+
+    # Not sent again at once: it queues again, and finds the account paused.
+    assert step == Step(status="queued", wait_seconds=1, turn=False)
+    job = world.jobs.get(job_id)
+    assert (job.status, job.submitting_since) == (JobStatus.QUEUED, None)
+    bucket = world.bucket()
+    assert bucket.credits_out_since == pytest.approx(world.clock.now)
+    assert bucket.credits_needed == 1  # the header's 0 came with it: any credit will do
+    for waiting in (job_id, other):
+        world.clock.now += 1
+        step = _submit(world, waiting, step)
+        # About as often as the balance is checked (the governor's credits_wait), jittered.
+        assert step.status == "queued"
+        assert not step.turn
+        assert 30 <= step.wait_seconds <= 61
+    assert len(world.provider.requests) == 1
+    assert world.bucket().next_turn == bucket.next_turn  # nothing reserved while paused
+
+    assert world.deps.governor.resume("picsart", LIMIT)
+    world.provider.answer(_accepted())
+    assert _submit(world, job_id, step).status == "processing"
+    assert len(world.provider.requests) == 2
+
+
+def test_polls_of_accepted_jobs_go_on_while_the_account_is_out_of_credits(world: World) -> None:
+    job_id = world.job()
+    world.deps.governor.out_of_credits("picsart", LIMIT, 1)
+    world.provider.answer(_polled("success", "https://cdn.picsart.test/r0.png"))
+
+    step = provider_tasks.poll(_processing(job_id, seconds_ago=5.0), world.deps)
+
+    assert step.status == "done"
+
+
+def test_a_job_that_held_its_turn_when_credits_ran_out_queues_again(world: World) -> None:
+    job_id = world.job()
+    world.deps.governor.out_of_credits("picsart", LIMIT, 2)
+
+    step = _submit(world, job_id, Step(status="queued", turn=True))
+
+    assert step.status == "queued"
+    assert not step.turn
+    assert world.provider.requests == []
+
+
+def test_credits_that_never_return_end_the_job_at_its_deadline_unsent(world: World) -> None:
+    deps = replace(world.deps, settings=_settings(queue_deadline_seconds=60))
+    job_id = world.job()
+    world.deps.governor.out_of_credits("picsart", LIMIT, 1)
+    world.clock.now += 30
+    step = provider_tasks.submit(_step(job_id), deps)
+    # Never sleeps past its deadline by more than a second (rounded up to whole seconds).
+    assert step.wait_seconds <= 32
+    world.clock.now += step.wait_seconds
+
+    with pytest.raises(errors.QueueTimeout, match=r"out of credits since .* no credits came back"):
+        provider_tasks.submit(_step(job_id), deps)
+    assert world.provider.requests == []
+
+
+def test_a_balance_of_zero_on_an_accepted_submit_pauses_before_a_402(world: World) -> None:
+    job_id = world.job()
+    world.provider.answer(_accepted(**{"x-picsart-credit-available": "0"}))
+
+    assert _submit(world, job_id).status == "processing"  # this one was paid: it goes on
+
+    assert world.bucket().credits_out_since == pytest.approx(world.clock.now)
+    step = _submit(world, world.job())
+    assert step.status == "queued"
+    assert not step.turn
+    assert len(world.provider.requests) == 1
+
+
 def test_the_providers_remaining_requests_lower_the_bucket(world: World) -> None:
     job_id = world.job()
     world.provider.answer(_accepted(**{"x-picsart-ratelimit-available": "0"}))
@@ -646,6 +731,28 @@ def test_a_429_while_generating_keeps_the_stored_images_and_queues_anew(world: W
     assert list(world.results.objects) == [f"results/{job_id}/0.png"]
     assert world.jobs.get(job_id).status is JobStatus.RUNNING
     assert world.bucket("photoroom").paused_until == pytest.approx(world.clock.now + 4)
+
+
+def test_a_402_while_generating_keeps_the_stored_images_and_waits_for_credits(
+    world: World,
+) -> None:
+    job_id = world.job("photoroom", count=2, seed=1)
+    exhausted = httpx.Response(402, json={"error": {"detail": "You have exhausted your credits."}})
+    world.provider.answer(_image, exhausted)
+
+    step = _generate(world, job_id)
+
+    assert step == Step(status="queued", wait_seconds=1, turn=False)
+    assert list(world.results.objects) == [f"results/{job_id}/0.png"]
+    assert world.bucket("photoroom").credits_out_since > 0
+    world.deps.governor.resume("photoroom", LIMIT)
+    world.provider.answer(_image)
+    while step.status == "queued":  # its new turn on the lane, then the image
+        world.clock.now += step.wait_seconds
+        step = _generate(world, job_id, step)
+    assert step == Step(status="done")
+    # The stored image was not asked for again: two images, paid once each.
+    assert len(world.provider.requests) == 3
 
 
 def test_a_provider_down_while_generating_is_tried_again(world: World) -> None:

@@ -59,6 +59,14 @@ def test_every_sample_event_is_used() -> None:
         "workflow-store",
         "workflow-mark-failed",
         "workflow-publish",
+        "balance-check-scheduled",
     }
     for path in EVENTS.glob("*.json"):
         json.loads(path.read_text())
+
+
+def test_the_balance_checks_event_is_a_scheduled_event() -> None:
+    from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+
+    event = EventBridgeModel.model_validate(load_event("balance-check-scheduled"))
+    assert (event.source, event.detail_type) == ("aws.events", "Scheduled Event")

@@ -32,7 +32,7 @@ def _resources(transformed: dict[str, Any], kind: str) -> dict[str, dict[str, An
 
 def test_sam_transform_gives_the_expected_resources(transformed: dict[str, Any]) -> None:
     functions = _resources(transformed, "AWS::Lambda::Function")
-    assert len(functions) == 13
+    assert len(functions) == 14
     for function in functions.values():
         assert function["Properties"]["Runtime"] == "python3.13"
         assert function["Properties"]["Architectures"] == ["arm64"]
@@ -241,3 +241,28 @@ def test_the_api_reserves_no_concurrency_unless_asked() -> None:
     # A new account's quota is often 10, all of it unreserved by rule: 20 would refuse the
     # first deploy (backdrop preflight says what an account allows).
     assert TEMPLATE.parameter_defaults()["ApiReservedConcurrency"] == "0"
+
+
+def test_the_local_stack_reads_the_templates_conditions_as_cloudformation_does() -> None:
+    from backdrop_local.template import LocalStackUnsupported, Resolver
+    from backdrop_local.template import Template as LocalTemplate
+
+    conditions = LocalTemplate().body["Conditions"]
+
+    def resolver(**refs: str) -> Resolver:
+        defaults = {"BalanceCheckMinutes": "5", "ProviderLowBalanceThreshold": "0"}
+        return Resolver({**defaults, **refs}, {}, conditions)
+
+    schedule = {
+        "Fn::If": [
+            "ChecksBalanceEveryMinute",
+            "rate(1 minute)",
+            {"Fn::Sub": "rate(${BalanceCheckMinutes} minutes)"},
+        ]
+    }
+    assert resolver()(schedule) == "rate(5 minutes)"
+    assert resolver(BalanceCheckMinutes="1")(schedule) == "rate(1 minute)"
+    assert not resolver().holds("WatchesLowBalance")
+    assert resolver(ProviderLowBalanceThreshold="50").holds("WatchesLowBalance")
+    with pytest.raises(LocalStackUnsupported, match="NoSuchCondition"):
+        resolver().holds("NoSuchCondition")

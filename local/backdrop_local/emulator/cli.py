@@ -17,6 +17,20 @@ from backdrop_local.emulator.settings import ENV_PREFIX, EmulatorSettings
 
 DEFAULT_PORT = 4010
 
+# Raw text: argparse would otherwise run the route table together into one paragraph.
+_ROUTES = """\
+control routes, under http://HOST:PORT/_emulator/:
+  GET  stats | settings | credits | script   figures, settings, balances, scripts
+  PUT  settings    partial JSON; a new "credits" refills both balances
+  POST credits     {"provider": "picsart", "add": 100} tops up one account,
+                   {"provider": "photoroom", "set": 0} sets it; no "provider": both
+  POST script      forced next answers, e.g. {"picsart_submit": [429, 503]}
+  POST reset       counters, jobs, scripts, limits and balances back to the start
+  e.g. curl -X POST http://127.0.0.1:4010/_emulator/credits \\
+         -H 'content-type: application/json' -d '{"provider": "picsart", "add": 100}'
+balances as the providers answer them: GET /picsart/v1/balance, GET /photoroom/v2/account
+"""
+
 
 def _boolean(text: str) -> bool:
     # argparse's type=bool would take any non-empty text, "false" included, as True.
@@ -49,9 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="backdrop emulator",
         description=(
-            "Serve stand-ins for the Picsart and Photoroom APIs on this machine. Settings not "
-            f"given as flags come from {ENV_PREFIX}<FIELD> variables, then the defaults."
+            "Serve stand-ins for the Picsart and Photoroom APIs on this machine.\n"
+            f"Settings not given as flags come from {ENV_PREFIX}<FIELD> variables,\n"
+            "then the defaults."
         ),
+        epilog=_ROUTES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument(
@@ -105,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"Picsart   {emulator.picsart_base_url}")
         print(f"Photoroom {emulator.photoroom_base_url}")
-        print(f"Control   {emulator.base_url}/_emulator/(stats|settings|script|reset)")
+        print(f"Control   {emulator.base_url}/_emulator/(stats|settings|credits|script|reset)")
         print("Ctrl-C to stop.", flush=True)
         finished.wait()
     except KeyboardInterrupt:  # run off the main thread (a test), where no handler is set

@@ -1,7 +1,9 @@
-"""Emulated Photoroom Image Editing API v2 (`/v2/edit`), AI backgrounds only.
+"""Emulated Photoroom Image Editing API v2 (`/v2/edit`, AI backgrounds only; `/v2/account`).
 
 Synchronous: one call, one image in the answer body. Fields, headers and error bodies
-follow providers.md and the AI Backgrounds page (seeds/000).
+follow providers.md and the AI Backgrounds page (seeds/000). `/v2/account` answers the
+balance as `images.available` (what community SDKs read); like Picsart's balance it shares
+the key's rate limit but is no generation and no `calls` in the stats.
 
 Rate limit: Photoroom documents a 429 over the limit but no rate-limit headers at all.
 The emulator's 429 carries a `Retry-After` header (seconds until the key's window renews;
@@ -12,6 +14,7 @@ honours it waits just long enough. Clients of the real API must cope without it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -86,8 +89,14 @@ class PhotoroomApi:
         self._state = state
 
     def edit(self, request: Request) -> Response:
+        return self._answer(lambda: self._call(request))
+
+    def account(self, request: Request) -> Response:
+        return self._answer(lambda: self._account(request))
+
+    def _answer(self, handle: Callable[[], Response]) -> Response:
         try:
-            return self._call(request)
+            return handle()
         except PhotoroomError as error:
             if error.status == 429:
                 self._state.count(PROVIDER, "throttled")
@@ -95,14 +104,25 @@ class PhotoroomApi:
         except RequestEntityTooLarge:
             return PhotoroomError(400, f"Images must be under {MAX_IMAGE_BYTES} bytes.").response()
 
-    def _call(self, request: Request) -> Response:
-        settings = self._state.settings
+    def _admit(self, request: Request, settings: EmulatorSettings) -> str:
+        """Authentication and the key's rate limit; the key."""
         key = request.headers.get(API_KEY_HEADER, "")
         if not key or (settings.api_keys is not None and key not in settings.api_keys):
             raise PhotoroomError(403, "Unauthorized")
         window = self._state.limiter.hit(PROVIDER, key, settings.rate_limit_per_minute)
         if not window.allowed:
             raise PhotoroomError(429, "Too many requests", retry_after=window.reset_seconds)
+        return key
+
+    def _account(self, request: Request) -> Response:
+        settings = self._state.settings
+        self._admit(request, settings)  # a sandbox key sees the same account
+        left = {"available": self._state.balance(PROVIDER), "subscription": settings.credits}
+        return json_response({"plan": "emulated", "images": left})
+
+    def _call(self, request: Request) -> Response:
+        settings = self._state.settings
+        key = self._admit(request, settings)
         self._state.count(PROVIDER, "calls")
         self._forced(settings)
         response = self._edit(request, key)

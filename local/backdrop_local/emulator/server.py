@@ -15,6 +15,13 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from backdrop_local.emulator.credits import (
+    CreditsError,
+    amount_of,
+    apply_change,
+    parse_change,
+    provider_of,
+)
 from backdrop_local.emulator.faults import ScriptError, parse_script
 from backdrop_local.emulator.photoroom import PhotoroomApi, PhotoroomError
 from backdrop_local.emulator.picsart import PicsartApi
@@ -47,6 +54,7 @@ _RULES = Map(
         Rule("/_emulator/settings", endpoint="settings", methods=["GET", "PUT"]),
         Rule("/_emulator/script", endpoint="script", methods=["GET", "POST", "DELETE"]),
         Rule("/_emulator/reset", endpoint="reset", methods=["POST"]),
+        Rule("/_emulator/credits", endpoint="credits", methods=["GET", "POST"]),
         Rule(
             f"{PICSART_PREFIX}/painting/replace-background",
             endpoint="picsart_submit",
@@ -56,6 +64,7 @@ _RULES = Map(
         Rule(f"{PICSART_PREFIX}/balance", endpoint="picsart_balance", methods=["GET"]),
         Rule("/picsart/results/<inference_id>/<name>", endpoint="picsart_result", methods=["GET"]),
         Rule(f"{PHOTOROOM_PREFIX}/v2/edit", endpoint="photoroom_edit", methods=["GET", "POST"]),
+        Rule(f"{PHOTOROOM_PREFIX}/v2/account", endpoint="photoroom_account", methods=["GET"]),
     ]
 )
 
@@ -117,6 +126,8 @@ class EmulatorApp:
                 return self.picsart.result_file(arguments["inference_id"], arguments["name"])
             case "photoroom_edit":
                 return self.photoroom.edit(request)
+            case "photoroom_account":
+                return self.photoroom.account(request)
             case "health":
                 return json_response({"status": "ok"})
             case "stats":
@@ -125,6 +136,8 @@ class EmulatorApp:
                 return self._settings(request)
             case "script":
                 return self._script(request)
+            case "credits":
+                return self._credits(request)
             case "reset":
                 self.reset()
                 return json_response({"status": "reset", "stats": self.state.stats()})
@@ -151,6 +164,15 @@ class EmulatorApp:
         elif request.method == "DELETE":
             faults.clear_scripts()
         return json_response(faults.scripts())
+
+    def _credits(self, request: Request) -> Response:
+        if request.method == "GET":
+            return json_response(self.state.balances())
+        try:
+            change = parse_change(request.get_json(silent=True))
+        except CreditsError as error:
+            return json_response({"error": str(error)}, 400)
+        return json_response(apply_change(self.state, change))
 
     def _unrouted(self, request: Request, error: NotFound | MethodNotAllowed) -> Response:
         status = error.code or 404
@@ -277,3 +299,25 @@ class ProviderEmulator:
     def reset(self) -> None:
         """Same as POST /_emulator/reset."""
         self._app.reset()
+
+    def top_up(self, provider: str, credits: int) -> int:
+        """Same as POST /_emulator/credits {"provider", "add"}: the new balance.
+
+        ValueError for an unknown provider or credits that are not a positive int.
+        """
+        account = provider_of(provider)
+        amount = amount_of(credits, "credits", minimum=1)
+        return self._app.state.add_credits(account, amount)
+
+    def set_credits(self, provider: str, credits: int) -> int:
+        """Same as POST /_emulator/credits {"provider", "set"}: the new balance.
+
+        ValueError for an unknown provider or credits that are not an int >= 0.
+        """
+        account = provider_of(provider)
+        amount = amount_of(credits, "credits", minimum=0)
+        return self._app.state.set_credits(account, amount)
+
+    def balances(self) -> dict[str, int]:
+        """Same as GET /_emulator/credits."""
+        return {provider: n for provider, n in self._app.state.balances().items()}

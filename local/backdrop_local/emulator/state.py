@@ -77,6 +77,22 @@ class EmulatorState:
         with self._lock:
             self._balances[provider] += amount
 
+    def add_credits(self, provider: Provider, amount: int) -> int:
+        """A top-up (POST /_emulator/credits); the new balance."""
+        with self._lock:
+            self._balances[provider] += amount
+            return self._balances[provider]
+
+    def set_credits(self, provider: Provider, amount: int) -> int:
+        """Replaces one balance only; the `credits` setting (and so reset) is left as it is."""
+        with self._lock:
+            self._balances[provider] = amount
+            return amount
+
+    def balances(self) -> dict[Provider, int]:
+        with self._lock:
+            return dict(self._balances)
+
     def pause(self, seconds: float) -> None:
         """Sleep that ends early when the emulator stops."""
         if seconds > 0:

@@ -1,8 +1,9 @@
 """The figures behind `GET /_emulator/stats`: counters per provider, Picsart's download lag.
 
 Counters (integers):
-- `submissions` (Picsart) / `calls` (Photoroom): attempts past authentication and the rate
-  limit, including those then answered with an injected fault.
+- `submissions` (Picsart) / `calls` (Photoroom edits): attempts past authentication and the
+  rate limit, including those then answered with an injected fault. Balance and account
+  reads (Picsart `/balance`, Photoroom `/v2/account`) count in none but `throttled`.
 - `accepted`: generations taken and paid for: Picsart submissions answered 200 or 202 with a
   job created, Photoroom edits answered with an image.
 - `polls` (Picsart): `GET painting/{id}` calls past authentication and the rate limit,

@@ -115,10 +115,16 @@ def _object(action: str, *, versioned: str | None = None) -> Rule:
     return rule
 
 
-def _list_objects(where: Where, params: Params) -> list[Request]:
-    # s3:prefix is in the request context only when the listing names a prefix.
-    context = {"s3:prefix": params["Prefix"]} if "Prefix" in params else {}
-    return [Request("s3:ListBucket", _bucket_arn(where, params["Bucket"]), context)]
+def _listing(action: str) -> Rule:
+    def rule(where: Where, params: Params) -> list[Request]:
+        # s3:prefix is in the request context only when the listing names a prefix.
+        context = {"s3:prefix": params["Prefix"]} if "Prefix" in params else {}
+        return [Request(action, _bucket_arn(where, params["Bucket"]), context)]
+
+    return rule
+
+
+_list_objects = _listing("s3:ListBucket")
 
 
 def _delete_objects(where: Where, params: Params) -> list[Request]:
@@ -221,6 +227,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("s3", "ListParts"): _object("ListMultipartUploadParts"),
     ("s3", "ListObjectsV2"): _list_objects,
     ("s3", "ListObjects"): _list_objects,
+    ("s3", "ListObjectVersions"): _listing("s3:ListBucketVersions"),
     ("stepfunctions", "StartExecution"): _states("StartExecution", "stateMachineArn"),
     ("stepfunctions", "StopExecution"): _states("StopExecution", "executionArn"),
     ("stepfunctions", "DescribeExecution"): _states("DescribeExecution", "executionArn"),

@@ -21,7 +21,7 @@ from aws_lambda_powertools.event_handler import (
     content_types,
 )
 
-from backdrop.api import batches, cancel, console, create, errors, read, reviews
+from backdrop.api import batches, cancel, console, create, errors, read, reviews, usage
 from backdrop.api.container import Api, current, serving
 from backdrop.api.idempotency import Idempotency
 from backdrop.batches.store import BatchStore
@@ -59,7 +59,7 @@ def resolver(origins: list[str]) -> APIGatewayRestResolver:
     )
     errors.register(app)
     app.use([errors.known_query_only])
-    for module in (create, read, cancel, reviews, batches, console):
+    for module in (create, read, cancel, reviews, batches, usage, console):
         app.include_router(module.router)
     app.get("/v1/openapi.json", include_in_schema=False)(openapi_json)
     app.get("/v1/docs", include_in_schema=False)(docs)

@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from backdrop.api import cursor as cursors
 from backdrop.api.caller import caller
@@ -24,6 +24,7 @@ from backdrop.api.idempotency import IdempotencyKey
 from backdrop.api.schemas import ErrorBody, error_responses, location
 from backdrop.batches import progress
 from backdrop.batches import start as batch_start
+from backdrop.batches.quote import BatchQuote, quote
 from backdrop.batches.store import (
     Batch,
     BatchConflict,
@@ -36,6 +37,7 @@ from backdrop.contracts.options import OptionLayer
 from backdrop.domain import (
     JOB_ID_PATTERN,
     MAX_METADATA_ENTRIES,
+    Cost,
     JobError,
     Metadata,
     Refused,
@@ -46,6 +48,26 @@ from backdrop.jobs import new_job_id
 router = APIGatewayRouter()  # type: ignore[no-untyped-call]
 
 MAX_PAGE = 100
+MaxImages = Annotated[
+    StrictInt | None,
+    Field(
+        default=None,
+        ge=1,
+        description="A budget: once its jobs have asked for this many images, the items not "
+        "started yet end not_started (budget_reached). Jobs already started always finish.",
+    ),
+]
+MaxCostUsd = Annotated[
+    float | None,
+    Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        strict=True,
+        description="A budget in dollars, at the stack's prices (as `cost.estimated_usd`): "
+        "once reached, the items not started yet end not_started (budget_reached).",
+    ),
+]
 
 
 class BatchRequest(OptionLayer):
@@ -76,6 +98,13 @@ class BatchRequest(OptionLayer):
         description="Your labels, on every job of the batch and on Batch Completed (a "
         "manifest row's sku is added to its job's).",
     )
+    max_images: MaxImages = None
+    max_cost_usd: MaxCostUsd = None
+    dry_run: StrictBool = Field(
+        default=False,
+        description="Answer 200 with what the batch would do (items, skips, refusals, "
+        "images, estimated cost and duration) and start nothing.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
@@ -85,12 +114,43 @@ class BatchRequest(OptionLayer):
     def options(self) -> dict[str, Any]:
         return self.model_dump(include=set(OptionLayer.model_fields), exclude_none=True)
 
+    def work(self) -> dict[str, Any]:
+        """What the batch runs over, with which options, within which budget: as starting
+        it and quoting it both take them."""
+        return {
+            "prefix": self.prefix,
+            "manifest_key": self.manifest_key,
+            "options": self.options(),
+            "max_images": self.max_images,
+            "max_cost_usd": self.max_cost_usd,
+        }
+
+
+class BatchRetryRequest(BaseModel):
+    """Body of POST /v1/batches/{id}/retry (optional): a budget for the retry instead of
+    its batch's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_images: MaxImages = None
+    max_cost_usd: MaxCostUsd = None
+
+
+class BatchBudget(BaseModel):
+    max_images: int | None
+    max_cost_usd: float | None
+    images_started: int = Field(description="Images asked of the jobs it started so far.")
+    estimated_usd_started: float = Field(description="Their cost at the stack's prices.")
+
 
 class BatchCounts(BaseModel):
     total: int | None = Field(
         description="Items. A prefix's grows while the Map lists it; null before that."
     )
-    queued: int | None = Field(description="Not started yet (or never, if canceled).")
+    queued: int | None = Field(
+        description="Not started yet (or never: canceled, or past its budget or the day's "
+        "allowance; the report says which)."
+    )
     running: int
     succeeded: int
     failed: int
@@ -124,6 +184,14 @@ class BatchView(BaseModel):
         description="With ReviewMode=required: its jobs (and their regenerations) by review "
         "status. Null otherwise.",
     )
+    budget: BatchBudget = Field(
+        description="Its budget (null limits: none) and what its jobs were charged so far."
+    )
+    cost: Cost | None = Field(
+        default=None,
+        description="When done: what the images its jobs made cost (its skipped items were "
+        "paid for by whatever made them).",
+    )
 
 
 class BatchPage(BaseModel):
@@ -156,10 +224,17 @@ def batch_view(batch: Batch) -> BatchView:
         eta_seconds=state.eta_seconds,
         report_url=api.result_url(batch.report_key) if batch.report_key else None,
         error=batch.error,
+        budget=BatchBudget(
+            max_images=batch.max_images,
+            max_cost_usd=batch.max_cost_usd,
+            images_started=batch.images_started,
+            estimated_usd_started=round(batch.estimated_usd_started, 6),
+        ),
+        cost=batch.cost,
     )
 
 
-def _accepted(batch: Batch) -> Response[BatchView]:
+def _accepted(batch: Batch) -> Response[Any]:
     return Response(
         status_code=HTTPStatus.ACCEPTED.value,
         content_type=content_types.APPLICATION_JSON,
@@ -188,30 +263,45 @@ def _read(batch_id: str) -> Batch:
     tags=["batches"],
     summary="Start a batch: every image under a prefix, or every row of a manifest",
     responses={
+        200: {
+            "description": "`dry_run`: what the batch would do; nothing was started.",
+            "content": {"application/json": {"model": BatchQuote}},
+        },
         202: {
             "description": "The batch, running; poll the Location.",
             "headers": location("/v1/batches/{id}"),
+            "content": {"application/json": {"model": BatchView}},
         },
         **error_responses(400, 403, 409, 415, 422, 429, 500, 503),
     },
 )
 def create_batch(
     request: Annotated[BatchRequest, Body()], idempotency_key: IdempotencyKey = None
-) -> Response[BatchView]:
+) -> Response[Any]:
     api = current()
     owner = caller(router.current_event)
+    if request.dry_run:
+        try:
+            quoted = quote(
+                **request.work(), settings=api.settings, jobs=api.jobs, governor=api.governor
+            )
+        except Refused as exc:
+            raise ApiError.refused(exc) from None
+        return Response(
+            status_code=HTTPStatus.OK.value,
+            content_type=content_types.APPLICATION_JSON,
+            body=quoted,
+        )
 
     def begin() -> Batch:
         try:
             return batch_start.start(
                 new_job_id(),
                 owner=owner,
-                prefix=request.prefix,
-                manifest_key=request.manifest_key,
-                options=request.options(),
                 metadata=request.metadata,
                 settings=api.settings,
                 batches=api.batches,
+                **request.work(),
             )
         except Refused as exc:
             raise ApiError.refused(exc) from None
@@ -315,27 +405,34 @@ def cancel_batch(batch_id: str) -> BatchView:
             "headers": location("/v1/batches/{id}"),
         },
         409: _CONFLICT,
-        **error_responses(403, 404, 422, 429, 500, 503),
+        **error_responses(400, 403, 404, 415, 422, 429, 500, 503),
     },
 )
-def retry_batch(batch_id: str, idempotency_key: IdempotencyKey = None) -> Response[BatchView]:
+def retry_batch(
+    batch_id: str,
+    request: Annotated[BatchRetryRequest | None, Body()] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response[BatchView]:
     api = current()
     batch = _read(batch_id)
+    budget = None
+    if request is not None and request.model_fields_set:
+        budget = (request.max_images, request.max_cost_usd)
     if idempotency_key is not None:
         retried = api.idempotency.once(
             key=idempotency_key,
             scope="batch-retries",
             owner=batch.owner,
-            request={"batch_id": batch.id},
+            request={"batch_id": batch.id, "budget": budget},
             model=Batch,
-            start=lambda: _retry(batch),
+            start=lambda: _retry(batch, budget),
             context=router.lambda_context,
         )
         return _accepted(api.batches.get(retried.id))
-    return _accepted(_retry(batch))
+    return _accepted(_retry(batch, budget))
 
 
-def _retry(batch: Batch) -> Batch:
+def _retry(batch: Batch, budget: tuple[int | None, float | None] | None) -> Batch:
     api = current()
     if not batch.finished:
         raise ApiError(
@@ -345,7 +442,9 @@ def _retry(batch: Batch) -> Batch:
     if batch.report_key is None:
         raise ApiError("nothing_to_retry", "the batch never started; start it again")
     try:
-        return batch_start.retry(batch, new_job_id(), settings=api.settings, batches=api.batches)
+        return batch_start.retry(
+            batch, new_job_id(), settings=api.settings, batches=api.batches, budget=budget
+        )
     except Refused as exc:
         raise ApiError.refused(exc) from None
     except batch_start.StartFailed:

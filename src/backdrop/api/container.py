@@ -14,6 +14,7 @@ from backdrop import storage
 from backdrop.api.idempotency import Idempotency
 from backdrop.batches.store import BatchStore
 from backdrop.config import ApiSettings
+from backdrop.governor import DynamoBuckets, Governor
 from backdrop.jobs import JobStore
 from backdrop.storage import result_url
 
@@ -28,6 +29,11 @@ class Api:
     batches: BatchStore
     idempotency: Idempotency
     resolver: APIGatewayRestResolver
+
+    @property
+    def governor(self) -> Governor:
+        """The providers' rate governor, read by batches' quotes."""
+        return Governor(DynamoBuckets(self.settings.governor_table))
 
     @property
     def urls(self) -> storage.ViewUrls:

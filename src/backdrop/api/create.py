@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from botocore.exceptions import ClientError
 
-from backdrop import executions, storage
+from backdrop import allowances, executions, storage
 from backdrop.api.caller import caller
 from backdrop.api.container import current
 from backdrop.api.errors import ApiError
@@ -116,6 +116,8 @@ def start(new: NewJob) -> Job:
     api = current()
     try:
         return executions.start(new, settings=api.settings, jobs=api.jobs)
+    except allowances.Exhausted as exc:
+        raise ApiError.refused(exc) from None  # 429: nothing recorded, nothing started
     except ClientError:
         logger.exception("the workflow could not be started", extra={"job_id": new.id})
         message = "the workflow could not be started; try again"

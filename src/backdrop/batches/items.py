@@ -14,11 +14,13 @@ it never ran)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from backdrop import executions, storage, telemetry
+from backdrop import allowances, executions, storage, telemetry
 from backdrop.batches.deps import BatchDeps
 from backdrop.batches.manifest import ManifestRow
 from backdrop.batches.store import Batch, BatchItem, BatchStore
@@ -31,9 +33,10 @@ from backdrop.domain import (
     JobError,
     JobStatus,
 )
-from backdrop.jobs import JobNotFound, JobStore, source_job_id
+from backdrop.jobs import AllowanceRefused, JobNotFound, JobStore, source_job_id
 from backdrop.observability import logger
 from backdrop.plan import Ask, Layer, Photo, PlanRefused, plan
+from backdrop.providers import registry
 
 # After this many failed attempts at one image, a batch stops trying it again.
 MAX_ATTEMPTS = 20
@@ -59,6 +62,36 @@ class ItemRun(BaseModel):
     action: Literal["run", "done"]
     job_id: str | None = None
     input: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Where an image stands for a batch: `new` (no job under way: a job at `job_id`;
+    `job`, if this very item made it before a crash), `skipped` (a job for it succeeded or
+    is under way: `job_id`), or `exhausted` (MAX_ATTEMPTS jobs for it failed)."""
+
+    kind: Literal["new", "skipped", "exhausted"]
+    job_id: str = ""
+    job: Job | None = None
+
+
+def walk_attempts(
+    identity: tuple[str, str, str],
+    lookup: Callable[[str], Job | None],
+    mine: Callable[[Job], bool] = lambda job: False,
+) -> Attempt:
+    """The one rule for whether an image runs again (StartItem, and a batch's quote): its
+    attempts' jobs in order, each looked up, until one is free or under way."""
+    for attempt in range(MAX_ATTEMPTS):
+        job_id = attempt_id(identity, attempt)
+        found = lookup(job_id)
+        if found is None:
+            return Attempt("new", job_id)
+        if mine(found):
+            return Attempt("new", job_id, found)
+        if found.status in UNDER_WAY:
+            return Attempt("skipped", job_id)
+    return Attempt("exhausted")
 
 
 def attempt_id(identity: tuple[str, str, str], attempt: int) -> str:
@@ -96,29 +129,39 @@ def _record(
     if row.key is not None and (row.key.endswith("/") or item.size == 0):
         return _write(batches, base.model_copy(update={"outcome": "ignored"}))
     photo, identity = _photo(row, settings)
-    job: Job | None = None
-    for attempt in range(MAX_ATTEMPTS):
-        job_id = attempt_id(identity, attempt)
+
+    def lookup(job_id: str) -> Job | None:
         try:
-            found = jobs.get(job_id)
+            return jobs.get(job_id)
         except JobNotFound:
-            break
-        if found.batch_id == batch.id and found.batch_item == item.index:
-            # Made by this item before a crash. Still queued, it never ran (the Map starts
-            # a job only once its item is recorded): planned again, so a refusal cut short
-            # ends refused, never sent to the provider.
-            job = None if found.status is JobStatus.QUEUED else found
-            break
-        if found.status in UNDER_WAY:
-            return _write(batches, base.model_copy(update={"outcome": "skipped", "job_id": job_id}))
-    else:
+            return None
+
+    def mine(found: Job) -> bool:
+        return found.batch_id == batch.id and found.batch_item == item.index
+
+    attempt = walk_attempts(identity, lookup, mine)
+    if attempt.kind == "skipped":
+        return _write(
+            batches, base.model_copy(update={"outcome": "skipped", "job_id": attempt.job_id})
+        )
+    if attempt.kind == "exhausted":
         error = JobError(
             code="too_many_attempts",
             message=f"{MAX_ATTEMPTS} jobs for this image failed; no batch tries it again",
         )
         return _write(batches, base.model_copy(update={"outcome": "failed", "error": error}))
+    job_id = attempt.job_id
+    # Made by this item before a crash: still queued, it never ran (the Map starts a job
+    # only once its item is recorded), so it is planned again, and a refusal cut short
+    # ends refused, never sent to the provider.
+    job = None if attempt.job is None or attempt.job.status is JobStatus.QUEUED else attempt.job
     if job is None:
-        job = _new_job(batch, row, photo, job_id, item.index, settings=settings, jobs=jobs)
+        try:
+            job = _new_job(
+                batch, row, photo, job_id, item.index, settings=settings, jobs=jobs, batches=batches
+            )
+        except _NotStarted as exc:
+            return _write(batches, base.model_copy(update={"error": exc.error}))
     if job.status in FINISHED:  # refused before any provider call
         outcome = "succeeded" if job.status is JobStatus.SUCCEEDED else "failed"
         return _write(
@@ -139,7 +182,10 @@ def _new_job(
     *,
     settings: BatchTaskSettings,
     jobs: JobStore,
+    batches: BatchStore,
 ) -> Job:
+    """The item's job, planned, and charged to the batch's budget and its owner's daily
+    allowance in the same write (_NotStarted if either has no room: nothing recorded)."""
     metadata = dict(batch.metadata) | ({"sku": row.sku} if row.sku else {})
     ask = Ask(
         trigger="batch",
@@ -159,10 +205,45 @@ def _new_job(
     except PlanRefused as exc:
         logger.info("batch item refused", extra={"job_id": job_id, "code": exc.code})
         return executions.refuse(exc.job, exc.error, settings=settings, jobs=jobs)
-    job, created = jobs.create(new)
+    images = new.options.count
+    usd = registry.get(new.provider).cost(images).estimated_usd
+    try:
+        job, created = executions.create(
+            new,
+            settings=settings,
+            jobs=jobs,
+            per_key=settings.images_per_key_per_day,
+            charged_to=batch.owner,
+            also=[batches.charge(batch, images, usd)],
+        )
+    except allowances.Exhausted as exc:
+        raise _NotStarted(exc.error) from None
+    except AllowanceRefused:
+        raise _NotStarted(_budget_reached(batch, images, usd)) from None
     if created:
         telemetry.emit("JobsStarted", 1, provider=job.provider)
     return job
+
+
+class _NotStarted(Exception):
+    """The item's job would pass a budget or an allowance: the item ends not started."""
+
+    def __init__(self, error: JobError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _budget_reached(batch: Batch, images: int, usd: float) -> JobError:
+    limits = []
+    if batch.max_images is not None:
+        limits.append(f"max_images {batch.max_images}")
+    if batch.max_cost_usd is not None:
+        limits.append(f"max_cost_usd {batch.max_cost_usd:g}")
+    return JobError(
+        code="budget_reached",
+        message=f"not started: its {images} images (${usd:g} estimated) would pass the "
+        f"batch's budget ({', '.join(limits)}); retry the batch with a higher one to run it",
+    )
 
 
 def _batch_origin(name: str) -> str:

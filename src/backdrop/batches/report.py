@@ -4,6 +4,7 @@ bus. Safe to repeat: a finished batch is announced again, as it is."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -13,7 +14,7 @@ from backdrop.batches.deps import BatchDeps
 from backdrop.batches.manifest import csv_bytes
 from backdrop.batches.store import Batch, BatchItem, BatchStatus
 from backdrop.config import BatchTaskSettings, OutcomeSettings
-from backdrop.domain import JOB_ID_PATTERN, Job, JobError, JobStatus
+from backdrop.domain import JOB_ID_PATTERN, Cost, Job, JobError, JobStatus
 from backdrop.workflow.messages import CaughtError
 
 BATCH_COMPLETED = "Batch Completed"
@@ -67,6 +68,7 @@ def finish_batch(task: FinishInput, deps: BatchDeps[BatchTaskSettings]) -> Batch
             counts=counts,
             report_key=key,
             error=error,
+            cost=_cost(batch_id, found.values()),
         )
     _announce(batch, settings)
     return batch
@@ -108,12 +110,20 @@ def _counts(batch: Batch, rows: list[dict[str, Any]]) -> dict[str, int]:
     return counts | {"total": total, "not_started": counts["not_started"] + total - len(rows)}
 
 
+def _cost(batch_id: str, jobs: Iterable[Job]) -> Cost | None:
+    """What the images of the jobs this batch started cost (those it skipped were paid for
+    by whatever started them)."""
+    costs = [job.cost for job in jobs if job.batch_id == batch_id and job.cost is not None]
+    return sum(costs[1:], costs[0]) if costs else None
+
+
 def _status(batch: Batch, counts: dict[str, int], error: JobError | None) -> BatchStatus:
     if error is not None:
         return BatchStatus.FAILED
     if batch.cancel_requested and counts["not_started"]:  # a cancel that kept items back
         return BatchStatus.CANCELED
-    if counts["failed"] or counts["running"]:
+    # Items its budget (or the day's allowance) kept from starting are not done either.
+    if counts["failed"] or counts["running"] or counts["not_started"]:
         return BatchStatus.COMPLETED_WITH_FAILURES
     return BatchStatus.SUCCEEDED
 

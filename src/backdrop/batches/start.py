@@ -41,32 +41,51 @@ def start(
     metadata: dict[str, str],
     settings: BatchStartSettings,
     batches: BatchStore,
+    max_images: int | None = None,
+    max_cost_usd: float | None = None,
 ) -> Batch:
     """Refused for anything at fault (nothing is recorded then); StartFailed if the
-    workflow could not be started."""
+    workflow could not be started. With a budget, items past it end not started."""
     defaults = Layer(options, lambda name: name)
     check_options((defaults,), settings)
-    if prefix is not None:
-        _check_prefix(prefix, settings)
-        batch = batches.new(batch_id, owner=owner, source=BatchSource(prefix=prefix))
-        rows: list[dict[str, str]] | None = None
-    else:
-        assert manifest_key is not None
-        rows = _manifest_rows(manifest_key, defaults, settings)
-        source = BatchSource(manifest_key=manifest_key)
-        batch = batches.new(batch_id, owner=owner, source=source)
-    batch = batch.model_copy(
-        update={"options": OptionLayer.model_validate(options), "metadata": metadata}
+    rows = check_source(prefix, manifest_key, defaults, settings)
+    source = BatchSource(prefix=prefix, manifest_key=manifest_key)
+    batch = batches.new(
+        batch_id,
+        owner=owner,
+        source=source,
+        options=OptionLayer.model_validate(options),
+        metadata=metadata,
+        max_images=max_images,
+        max_cost_usd=max_cost_usd,
     )
     return _launch(batch, rows, settings=settings, batches=batches)
 
 
+def check_source(
+    prefix: str | None, manifest_key: str | None, defaults: Layer, settings: BatchStartSettings
+) -> list[dict[str, str]] | None:
+    """Refused unless the prefix holds images, or every row of the manifest can run; the
+    manifest's rows as items.csv holds them (None for a prefix: the Map lists it)."""
+    if prefix is not None:
+        _check_prefix(prefix, settings)
+        return None
+    assert manifest_key is not None
+    return _manifest_rows(manifest_key, defaults, settings)
+
+
 def retry(
-    failed: Batch, batch_id: str, *, settings: BatchStartSettings, batches: BatchStore
+    failed: Batch,
+    batch_id: str,
+    *,
+    settings: BatchStartSettings,
+    batches: BatchStore,
+    budget: tuple[int | None, float | None] | None = None,
 ) -> Batch:
     """A new batch over the items of `failed` that did not succeed (per its report): those
-    whose jobs failed or were canceled, and those a cancel kept from starting. Refused if
-    there are none."""
+    whose jobs failed or were canceled, and those a cancel or its budget kept from
+    starting. Its budget is `failed`'s unless `budget` (max images, max cost) is given; it
+    counts afresh. Refused if there are none."""
     report = storage.read_object(settings.results_bucket, failed.report_key or "")
     chosen = [
         row
@@ -88,12 +107,15 @@ def retry(
         rows = [
             {name: "" for name in manifest.ITEM_COLUMNS} | {"key": row["key"]} for row in chosen
         ]
+    max_images, max_cost_usd = budget or (failed.max_images, failed.max_cost_usd)
     batch = batches.new(
         batch_id,
         owner=failed.owner,
         source=BatchSource(retry_of=failed.id),
         options=failed.options,
         metadata=failed.metadata,
+        max_images=max_images,
+        max_cost_usd=max_cost_usd,
     )
     return _launch(batch, rows, settings=settings, batches=batches)
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from backdrop import aws
 from backdrop.config import BatchSettings
 from backdrop.contracts.options import OptionLayer
-from backdrop.domain import JobError
+from backdrop.domain import Cost, JobError
 from backdrop.jobs import (
     LIST_KEY,
     from_item,
@@ -90,6 +90,14 @@ class Batch(BaseModel):
     review_approved: int = 0
     review_rejected: int = 0
     review_superseded: int = 0
+    # Its budget, if it has one (items past it end not_started, budget_reached), and what
+    # the jobs it started were charged against it: images asked for, their estimated cost.
+    max_images: int | None = None
+    max_cost_usd: float | None = None
+    images_started: int = 0
+    estimated_usd_started: float = 0.0
+    # What the images its jobs made cost (summed when it finishes).
+    cost: Cost | None = None
     started_at: datetime
     finished_at: datetime | None = None
     report_key: str | None = None
@@ -243,6 +251,28 @@ class BatchStore:
             after=page[-1][LIST_KEY]["S"] if len(found) > limit else None,
         )
 
+    def started_between(self, owner: str, start: datetime, end: datetime) -> Iterator[Batch]:
+        """An owner's batches started in [start, end), newest first."""
+        pages = (
+            aws.client("dynamodb")
+            .get_paginator("query")
+            .paginate(
+                TableName=self._table,
+                IndexName=BY_OWNER_INDEX,
+                KeyConditionExpression="#o = :o AND #k BETWEEN :low AND :high",
+                ExpressionAttributeNames={"#o": "owner", "#k": LIST_KEY},
+                ExpressionAttributeValues={
+                    ":o": {"S": owner},
+                    ":low": {"S": position(start, "")},
+                    ":high": {"S": position(end, "")},
+                },
+                ScanIndexForward=False,
+            )
+        )
+        for page in pages:
+            for item in page["Items"]:
+                yield Batch.model_validate(from_item(item))
+
     def request_cancel(self, batch_id: str) -> Batch:
         """Ask a running batch to start no more items; BatchConflict if it has finished."""
         if not self._update(
@@ -327,20 +357,24 @@ class BatchStore:
         counts: dict[str, int],
         report_key: str | None,
         error: JobError | None,
+        cost: Cost | None = None,
     ) -> Batch:
-        """End a running batch with its final counts; ending it again changes nothing."""
+        """End a running batch with its final counts (and what its images cost); ending it
+        again changes nothing."""
         values: dict[str, Any] = {
             ":status": {"S": status.value},
             ":running": {"S": BatchStatus.RUNNING.value},
             ":finished": {"S": _now().isoformat()},
             ":report": to_attr(report_key),
             ":error": to_attr(None if error is None else error.model_dump(mode="json")),
+            ":cost": to_attr(None if cost is None else cost.model_dump(mode="json")),
         }
         sets = [
             "#status = :status",
             "finished_at = :finished",
             "report_key = :report",
             "#error = :error",
+            "#cost = :cost",
         ]
         for name, value in counts.items():
             sets.append(f"#{name} = :n_{name}")
@@ -350,9 +384,30 @@ class BatchStore:
             "SET " + ", ".join(sets),
             "#status = :running",
             values,
-            names={f"#{name}": name for name in counts} | {"#error": "error"},
+            names={f"#{name}": name for name in counts} | {"#error": "error", "#cost": "cost"},
         )
         return self.get(batch_id)
+
+    def charge(self, batch: Batch, images: int, usd: float) -> dict[str, Any]:
+        """The transaction item that counts a new job's images and estimated cost against
+        its batch (jobs.create's `also`), on condition that they fit the batch's budget."""
+        conditions = ["attribute_exists(pk)"]
+        values: dict[str, Any] = {":n": {"N": str(images)}, ":usd": {"N": _decimal(usd)}}
+        if batch.max_images is not None:
+            conditions.append("images_started <= :images_room")
+            values[":images_room"] = {"N": str(batch.max_images - images)}
+        if batch.max_cost_usd is not None:
+            conditions.append("estimated_usd_started <= :usd_room")
+            values[":usd_room"] = {"N": _decimal(batch.max_cost_usd - usd)}
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": _key(batch.id, BATCH_SORT),
+                "UpdateExpression": "ADD images_started :n, estimated_usd_started :usd",
+                "ConditionExpression": " AND ".join(conditions),
+                "ExpressionAttributeValues": values,
+            }
+        }
 
     def _count(self, batch_id: str, changes: dict[str, int]) -> dict[str, Any]:
         return {
@@ -388,6 +443,10 @@ class BatchStore:
                 raise
             return False
         return True
+
+
+def _decimal(value: float) -> str:
+    return f"{value:.6f}"  # dollars to the millionth, never in exponent form
 
 
 def _key(batch_id: str, sort: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from backdrop.contracts.requests import ProviderShown
 from backdrop.domain import (
     FORMATS,
+    Cost,
     ImageFormat,
     ImageSource,
     Job,
@@ -117,6 +118,13 @@ class GenerationView(BaseModel):
     children: list[str] = Field(
         default_factory=list, description="Its regenerations, oldest first."
     )
+    cost: Cost | None = Field(
+        default=None,
+        description="What its images cost once made: units in the provider's own (credits "
+        "for Picsart, images for Photoroom) and estimated_usd at the stack's configured "
+        "prices. Null until it has succeeded, and for a job that made nothing (a refused or "
+        "failed call costs nothing).",
+    )
 
 
 class GenerationPage(BaseModel):
@@ -172,6 +180,7 @@ def generation_view(job: Job, urls: ViewUrls) -> GenerationView:
         review=job.review,
         parent_id=job.parent_id,
         children=job.children,
+        cost=job.cost,
     )
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backdrop.domain import OPTIONAL_OPTIONS, GenerationOptions, Problem
+from backdrop.domain import OPTIONAL_OPTIONS, Cost, GenerationOptions, Problem
 
 if TYPE_CHECKING:  # httpx is imported only by the tasks that call a provider
     import httpx
@@ -93,6 +93,13 @@ class SyncProvider(Protocol):
         ...
 
 
+@runtime_checkable
+class Balanced(Protocol):
+    """A client that can read its account's balance, in the units the provider charges."""
+
+    def balance(self) -> int: ...
+
+
 class ProviderSettings(BaseModel):
     """A provider's settings, from `<NAME>_*` environment variables (template.yaml)."""
 
@@ -107,6 +114,10 @@ class ProviderSettings(BaseModel):
     burst: int = Field(default=5, ge=1, le=1000)
     # Async providers that can hold a submit's answer: how long to ask them to (0: never).
     submit_wait_seconds: int = Field(default=0, ge=0, le=25)
+    # What one generated image costs, in the provider's unit (ProviderSpec.unit), and what
+    # one unit costs in dollars: the stack's prices (template parameters), for estimates.
+    units_per_image: float = Field(default=1.0, ge=0, le=1000)
+    usd_per_unit: float = Field(default=0.0, ge=0, le=1000)
 
 
 ClientFactory = Callable[[str, ProviderSettings, "httpx.Client"], "AsyncProvider | SyncProvider"]
@@ -123,6 +134,7 @@ class ProviderSpec:
     default_url: str
     client: ClientFactory
     options: frozenset[str] = frozenset()  # which of OPTIONAL_OPTIONS it honours
+    unit: str = "images"  # what the provider charges in (its balance counts these)
     # Rules beyond "does it take this option" (e.g. an option only some models honour).
     rules: Callable[[GenerationOptions, ProviderSettings], list[Problem]] = field(
         default=lambda options, settings: []
@@ -137,6 +149,15 @@ class ProviderSpec:
             if env.get(prefix + name.upper())
         }
         return ProviderSettings.model_validate({"api_url": self.default_url, **given})
+
+    def cost(self, images: int, settings: ProviderSettings | None = None) -> Cost:
+        """What `images` generated images cost at the stack's prices. A call the provider
+        refused, or a job it failed, made no image and costs nothing."""
+        settings = settings or self.settings()
+        units = images * settings.units_per_image
+        return Cost(
+            units=units, unit=self.unit, estimated_usd=round(units * settings.usd_per_unit, 6)
+        )
 
     def unsupported(
         self,

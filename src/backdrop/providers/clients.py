@@ -9,7 +9,7 @@ import httpx
 
 from backdrop import aws
 from backdrop.providers import registry
-from backdrop.providers.base import AsyncProvider, Mode, SyncProvider
+from backdrop.providers.base import AsyncProvider, Balanced, Mode, SyncProvider
 from backdrop.providers.errors import ProviderAuthError
 from backdrop.providers.transport import new_http_client
 
@@ -21,9 +21,9 @@ def http_client(timeout: float) -> httpx.Client:
     return new_http_client(timeout)
 
 
-def _client(name: str, mode: Mode, timeout: float) -> AsyncProvider | SyncProvider:
+def _client(name: str, mode: Mode | None, timeout: float) -> AsyncProvider | SyncProvider:
     spec = registry.get(name)
-    if spec.mode is not mode:
+    if mode is not None and spec.mode is not mode:
         raise ValueError(f"{name} is a {spec.mode.value} provider, not {mode.value}")
     settings = spec.settings()
     if not settings.secret_name:
@@ -46,3 +46,9 @@ def sync_client(name: str, *, timeout: float) -> SyncProvider:
     if not isinstance(client, SyncProvider):
         raise TypeError(f"the {name} client cannot generate")
     return client
+
+
+def balance_client(name: str, *, timeout: float) -> Balanced | None:
+    """The provider's client if it can read its balance, else None."""
+    client = _client(name, None, timeout)
+    return client if isinstance(client, Balanced) else None

@@ -77,6 +77,16 @@ class _ErrorBody(ProviderAnswer):
     message: Any = None
 
 
+class _Images(ProviderAnswer):
+    available: int
+
+
+class _Account(ProviderAnswer):
+    # GET /v2/account: "remaining image edits and monthly quota" (images.available and
+    # images.subscription, as Photoroom's SDKs read it); only what is left is used.
+    images: _Images
+
+
 @dataclass(frozen=True)
 class EditOptions:
     prompt: str | None = None
@@ -203,6 +213,20 @@ class PhotoroomClient:
                 unsupported=unsupported,
                 chunks=_chunks(response),
             )
+
+    def balance(self) -> int:
+        """Images the account may still generate (GET /v2/account)."""
+        headers = {API_KEY_HEADER: self._api_key, "Accept": "application/json"}
+        with transport_errors(provider=NAME, label="Photoroom", paid=False):
+            response = self._http.get(self._base_url + "/v2/account", headers=headers)
+        if response.status_code >= 300:
+            raise error_from_response(response, secret=self._api_key)
+        try:
+            return _Account.model_validate_json(response.content).images.available
+        except ValidationError as exc:
+            raise ProviderProtocolError(
+                "Photoroom answered an account we cannot read", provider=NAME
+            ) from exc
 
     def _log(self, response: httpx.Response, *, method: str, model: str) -> None:
         headers = response.headers

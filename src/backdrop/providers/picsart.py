@@ -92,8 +92,9 @@ class PicsartClient:
         self._base_url = base_url.rstrip("/")
         self._headers = {"X-Picsart-API-Key": api_key, "Accept": "application/json"}
         self._http = http or new_http_client(timeout)
-        # What the last answer said of the account's rate limit (for the rate governor).
+        # What the last answer said of the account's rate limit and credits (the governor).
         self.last_available: int | None = None
+        self.last_credits: int | None = None
 
     def submit(self, request: ProviderRequest, *, wait_seconds: int = 0) -> Submitted:
         """Start an async generation of the job's images. With `wait_seconds`, ask the
@@ -205,7 +206,8 @@ class PicsartClient:
                 },
             },
         )
-        self.last_available = _available(response)
+        self.last_available = _header_int(response, "x-picsart-ratelimit-available")
+        self.last_credits = _header_int(response, "x-picsart-credit-available")
         if response.status_code >= 300:
             raise error_from_response(response, secret=self._headers["X-Picsart-API-Key"])
         return response
@@ -262,9 +264,9 @@ def _outcome(answer: _PollAnswer) -> PollOutcome:
     )
 
 
-def _available(response: httpx.Response) -> int | None:
+def _header_int(response: httpx.Response, header: str) -> int | None:
     try:
-        return int(response.headers["x-picsart-ratelimit-available"])
+        return int(response.headers[header])
     except (KeyError, ValueError):
         return None
 

@@ -85,6 +85,7 @@ register(
         default_url="https://genai-api.picsart.io/v1",
         client=_picsart,
         options=frozenset({"negative_prompt"}),
+        unit="credits",
     )
 )
 register(

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from backdrop.config import OutcomeSettings, WorkflowSettings
+from backdrop.config import GovernorSettings, OutcomeSettings, WorkflowSettings
 from backdrop.governor import DynamoBuckets, Governor
 from backdrop.jobs import JobStore
 from backdrop.runtime import Wiring
@@ -51,7 +51,13 @@ class Deps:
 
     @classmethod
     def of(cls, settings: WorkflowSettings) -> Deps:
-        return cls(settings, JobStore(settings), Governor(DynamoBuckets(settings.governor_table)))
+        return cls(settings, JobStore(settings), governor(settings))
+
+
+def governor(settings: GovernorSettings) -> Governor:
+    """The stack's governor: work waiting for credits looks again at the balance check's rate."""
+    buckets = DynamoBuckets(settings.governor_table)
+    return Governor(buckets, credits_wait=settings.balance_check_minutes * 60.0)
 
 
 WIRING = Wiring(WorkflowSettings, Deps.of)

@@ -3,7 +3,8 @@ Generate (synchronous ones), and Store, which downloads what a provider made.
 
 Every call to a provider takes its turn from the rate governor first. A task that must
 wait returns how long (the workflow's Wait state sleeps it; under a second, the task does);
-a 429 pauses the provider's whole bucket and is a wait too, never an error: only the job's
+a 429 pauses the provider's whole bucket and is a wait too, never an error, and so is a
+402: the account out of credits stops new work until credits return. Only the job's
 deadlines end the waiting.
 """
 
@@ -14,6 +15,7 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from backdrop import error_codes, review, storage, telemetry, thumbnails
@@ -30,7 +32,7 @@ from backdrop.governor import Limit, QueueDeadlinePassed
 from backdrop.jobs import JobConflict
 from backdrop.observability import logger
 from backdrop.providers import errors, registry
-from backdrop.providers.base import Mode, ProviderRequest, ProviderSpec
+from backdrop.providers.base import ProviderRequest, ProviderSpec
 from backdrop.workflow import schedule
 from backdrop.workflow.deps import Deps
 from backdrop.workflow.messages import Step, StepInput, Stored, StoreInput
@@ -54,17 +56,6 @@ Seconds = TypeVar("Seconds", int, float)
 
 # Provider clients come from deps.clients, which imports them (httpx, Secrets Manager) only
 # when a task calls out.
-
-
-def _limit(spec: ProviderSpec) -> Limit:
-    settings = spec.settings()
-    return Limit(
-        per_minute=settings.requests_per_minute,
-        burst=settings.burst,
-        polled=spec.mode is Mode.ASYNC,
-        # A provider asked to hold submits answers most jobs there: few polls to expect.
-        expected_polls=0.0 if settings.submit_wait_seconds else 1.0,
-    )
 
 
 def _seconds(wait: float) -> int:
@@ -102,6 +93,9 @@ def submit(task: StepInput, deps: Deps) -> Step:
         deps.jobs.clear_submitting(job.id)
         pause = _throttled(deps, job.provider, spec, exc)
         return _queued(task.step, _seconds(pause), turn=True)
+    except errors.ProviderQuotaExceeded:
+        deps.jobs.clear_submitting(job.id)  # refused, so not paid
+        return _out_of_credits(deps, task.step, job.provider, spec, needed=job.options.count)
     except errors.ProviderOutcomeUnknown:
         raise  # maybe paid: the mark stays, so no retry sends it again
     except errors.ProviderUnavailable as exc:
@@ -112,11 +106,12 @@ def submit(task: StepInput, deps: Deps) -> Step:
         raise
     finally:
         _observe(client, job.provider, spec, deps)
+        _observe_credits(client, job.provider, spec, deps)
     deps.jobs.mark_running(job.id, submitted.provider_job_id, submitted.urls)
     logger.info("job submitted", extra={"provider_job_id": submitted.provider_job_id})
     if submitted.urls:
         elapsed = time.time() - started
-        deps.governor.record_job(job.provider, _limit(spec), elapsed, polls=0)
+        deps.governor.record_job(job.provider, Limit.of(spec), elapsed, polls=0)
         telemetry.emit("PollsPerJob", 0, provider=job.provider)
         telemetry.emit("ProviderSeconds", elapsed, "Seconds", provider=job.provider)
     return _accepted(submitted.provider_job_id, submitted.urls, deps, job.provider, started)
@@ -140,7 +135,29 @@ def _throttled(
 ) -> float:
     """A 429: the provider's whole bucket pauses until its reset time; returns the pause."""
     telemetry.emit("ProviderThrottled", 1, provider=provider)
-    return deps.governor.pause(provider, _limit(spec), exc.retry_after)
+    return deps.governor.pause(provider, Limit.of(spec), exc.retry_after)
+
+
+def _out_of_credits(
+    deps: Deps, step: Step, provider: str, spec: ProviderSpec, *, needed: float
+) -> Step:
+    """A 402: the provider's account cannot pay. New work stops until credits return; this
+    job queues again (the governor says when to look), within its deadline."""
+    telemetry.emit("ProviderOutOfCredits", 1, provider=provider)
+    deps.governor.out_of_credits(provider, Limit.of(spec), needed)
+    return _queued(step, 1, turn=False)
+
+
+def _observe_credits(client: object, provider: str, spec: ProviderSpec, deps: Deps) -> None:
+    # Clients that read the account's balance from their answers expose it (optional): a
+    # figure for the low-balance alarm, and 0 stops new work before a 402 would.
+    credits = getattr(client, "last_credits", None)
+    if not isinstance(credits, int):
+        return
+    telemetry.emit("ProviderCreditsAvailable", credits, provider=provider)
+    if credits <= 0:
+        telemetry.emit("ProviderOutOfCredits", 1, provider=provider)
+        deps.governor.out_of_credits(provider, Limit.of(spec), 1)
 
 
 def _waited(provider: str, seconds: Seconds) -> Seconds:
@@ -156,7 +173,7 @@ def _observe(client: object, provider: str, spec: ProviderSpec, deps: Deps) -> N
     # Clients that read the provider's remaining-requests header expose it (optional).
     available = getattr(client, "last_available", None)
     if isinstance(available, int):
-        deps.governor.observe(provider, _limit(spec), available)
+        deps.governor.observe(provider, Limit.of(spec), available)
 
 
 def _accepted(
@@ -182,18 +199,14 @@ def _turn(step: Step, job: Job, spec: ProviderSpec, deps: Deps, *, count: int) -
     """New work waits for its turn on the provider's lane, then for tokens. Returns the
     Step to wait with, or how many of `count` calls may go now (at least one). Fails the
     job with `queue_timeout` when its turn would come after its deadline."""
-    limit = _limit(spec)
+    limit = Limit.of(spec)
     if not step.turn:
         deadline = job.created_at.timestamp() + deps.settings.queue_deadline_seconds
         try:
             turn = deps.governor.queue(job.provider, limit, count, deadline)
         except QueueDeadlinePassed as exc:
             raise errors.QueueTimeout(
-                f"not sent to {job.provider}: its rate limit left no turn within "
-                f"{deps.settings.queue_deadline_seconds} s of the job's creation "
-                f"(QueueDeadlineSeconds; the next turn came {exc.turn_at - exc.deadline:.0f} s "
-                "too late)",
-                provider=job.provider,
+                _queue_timeout(job.provider, exc, deps), provider=job.provider
             ) from None
         if turn.reserved and 0 < turn.wait < SLEEP_BELOW_SECONDS:
             _sleep(deps, job.provider, turn.wait)
@@ -201,13 +214,31 @@ def _turn(step: Step, job: Job, spec: ProviderSpec, deps: Deps, *, count: int) -
             wait = _waited(job.provider, _seconds(turn.wait))
             return _queued(step, wait, turn=turn.reserved)
     grant = deps.governor.take_new(job.provider, limit, count)
-    if grant.granted == 0 and 0 < grant.wait < SLEEP_BELOW_SECONDS:
+    if grant.granted == 0 and 0 < grant.wait < SLEEP_BELOW_SECONDS and not grant.requeue:
         _sleep(deps, job.provider, grant.wait)
         grant = deps.governor.take_new(job.provider, limit, count)
     if grant.granted == 0:
-        # Its turn came but no token: polls of accepted jobs went first. It keeps its turn.
-        return _queued(step, _waited(job.provider, _seconds(grant.wait)), turn=True)
+        # Its turn came but no token: polls of accepted jobs went first. It keeps its turn,
+        # unless the account ran out of credits: then it queues again, within its deadline.
+        wait = _waited(job.provider, _seconds(grant.wait))
+        return _queued(step, wait, turn=not grant.requeue)
     return grant.granted
+
+
+def _queue_timeout(provider: str, exc: QueueDeadlinePassed, deps: Deps) -> str:
+    deadline = deps.settings.queue_deadline_seconds
+    if exc.credits_out_since is not None:
+        since = datetime.fromtimestamp(exc.credits_out_since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return (
+            f"not sent to {provider}: its account has been out of credits since {since}, and "
+            f"no credits came back within {deadline} s of the job's creation "
+            "(QueueDeadlineSeconds)"
+        )
+    return (
+        f"not sent to {provider}: its rate limit left no turn within {deadline} s of the "
+        f"job's creation (QueueDeadlineSeconds; the next turn came "
+        f"{exc.turn_at - exc.deadline:.0f} s too late)"
+    )
 
 
 def _queued(step: Step, wait: int, *, turn: bool) -> Step:
@@ -250,7 +281,7 @@ def poll(task: StepInput, deps: Deps) -> Step:
     step, provider = task.step, task.provider
     assert step.provider_job_id is not None
     spec = registry.get(provider)
-    limit = _limit(spec)
+    limit = Limit.of(spec)
     if not step.token:
         grant = deps.governor.take_paid(provider, limit)
         if grant.wait > 0:
@@ -318,7 +349,10 @@ def _succeed(job: Job, results: list[ResultImage], deps: Deps) -> list[ResultIma
     counted = review_moved(
         settings.batches_table, job.batch_id, None, held.status if held else None
     )
-    deps.jobs.mark_succeeded(job.id, results, held, preview, counted)
+    cost = registry.get(job.provider).cost(len(results))
+    deps.jobs.mark_succeeded(job.id, results, held, preview, counted, cost)
+    telemetry.emit("CostUsd", cost.estimated_usd, provider=job.provider)
+    telemetry.emit("ProviderUnits", cost.units, provider=job.provider)
     return results
 
 
@@ -372,11 +406,14 @@ def generate(task: StepInput, deps: Deps) -> Step:
             # Images stored so far stay; the rest wait for the provider, in a new turn.
             pause = _throttled(deps, job.provider, spec, exc)
             return _queued(task.step, _seconds(pause), turn=False)
+        except errors.ProviderQuotaExceeded:
+            # Images stored so far stay (paid once); the rest wait for credits.
+            return _out_of_credits(deps, task.step, job.provider, spec, needed=1)
         except errors.ProviderUnavailable as exc:
             return _retry_later(task.step, job.provider, exc)  # stored images stay
     if len(now) < len(missing):
         # The rest in the same turn, as the next tokens come (about one per 1/rate s).
-        wait = (len(missing) - len(now)) / _limit(spec).per_second
+        wait = (len(missing) - len(now)) / Limit.of(spec).per_second
         return _queued(task.step, _seconds(wait), turn=True)
     results = [storage.describe_result(settings.results_bucket, k, i) for i, k in enumerate(keys)]
     _succeed(job, results, deps)
